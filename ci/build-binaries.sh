@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Build, from Go modules, every binary the offline node image needs:
+# kubeadm, kubelet, kubectl, kube-apiserver, kube-controller-manager, kube-scheduler,
+# etcd, crictl and pause. Output: $CACHE_DIR/binaries-<versions>/ (skipped when complete).
+. "$(dirname "$0")/lib.sh"
+
+OUT=$CACHE_DIR/binaries-$KUBERNETES_VERSION-etcd$ETCD_VERSION-crictl$CRICTL_VERSION
+K8S_BINS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler)
+ALL_BINS=("${K8S_BINS[@]}" etcd crictl pause)
+
+complete() { for b in "${ALL_BINS[@]}"; do [ -x "$OUT/$b" ] || return 1; done; }
+if complete; then log "binaries present in $OUT, skipping"; echo "$OUT"; exit 0; fi
+
+command -v go >/dev/null || die "go not found: install Go 1.22+ (the kind CLI and Kubernetes are built from Go modules)"
+need_space 6000 "$CACHE_DIR"
+# Build into a temporary directory; it becomes $OUT only when every binary is there.
+TMP=$(mktemp -d "$CACHE_DIR/.binaries.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
+
+build_kubernetes() {
+  local w=$TMP/k8s-mod minor staging ldf p
+  mkdir -p "$w"; cd "$w"
+  printf 'module example.invalid/k8sbuild\n\ngo 1.24\n\nrequire k8s.io/kubernetes %s\n' "$KUBERNETES_VERSION" > go.mod
+  go_or_die mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" > dl.json
+  # k8s.io/kubernetes replaces its staging modules with ./staging paths; point each at
+  # the published module of the matching v0.X.Y instead.
+  staging=v0.${KUBERNETES_VERSION#v1.}
+  awk '/=> \.\/staging\/src\//{print $1}' "$(jq -r .GoMod dl.json)" | sort -u |
+    while read -r m; do echo "replace $m => $m $staging" >> go.mod; done
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  ldf="-s -w"
+  # The same version variables as hack/lib/version.sh: kubeadm checks them.
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    ldf+=" -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  local pkgs=(); for b in "${K8S_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  GOFLAGS="-mod=mod -trimpath" go_or_die build -ldflags "$ldf" -o "$TMP/" "${pkgs[@]}"
+}
+
+build_etcd() {
+  local w=$TMP/etcd-mod; mkdir -p "$w"; cd "$w"
+  printf 'module example.invalid/etcdbuild\n\ngo 1.24\n' > go.mod
+  go_or_die get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go_or_die build -ldflags '-s -w' -o "$TMP/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_crictl() {
+  GOBIN=$TMP go_or_die install -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+}
+
+build_pause() { cd "$CI_DIR/pause"; go_or_die build -ldflags '-s -w' -o "$TMP/pause" .; }
+
+stage kubernetes build_kubernetes
+stage etcd build_etcd
+stage crictl build_crictl
+stage pause build_pause
+"$TMP/kubeadm" version -o short | grep -qx "$KUBERNETES_VERSION" || die "kubeadm reports $("$TMP/kubeadm" version -o short), expected $KUBERNETES_VERSION"
+mkdir -p "$TMP/final"; for b in "${ALL_BINS[@]}"; do mv "$TMP/$b" "$TMP/final/"; done
+rm -rf "$OUT"; mv "$TMP/final" "$OUT"
+log "binaries ready in $OUT"
+echo "$OUT"

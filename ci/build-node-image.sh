@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Assemble the kind node image offline, the way kind's own builder does (docker run + cp +
+# ctr import + commit), from the base image and the binaries built from Go modules.
+# Output: the tag $NODE_IMAGE (skipped when it exists). Single control-plane clusters only:
+# no kindnetd (a static CNI conflist instead), no CoreDNS or kube-proxy images.
+. "$(dirname "$0")/lib.sh"
+
+if image_exists "$NODE_IMAGE"; then log "$NODE_IMAGE present, skipping"; exit 0; fi
+BIN=${1:?usage: build-node-image.sh BINARIES_DIR (the output of ci/build-binaries.sh)}
+image_exists "$BASE_IMAGE" || die "$BASE_IMAGE is missing: run ci/build-base-image.sh first"
+for b in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler etcd crictl pause; do
+  [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run ci/build-binaries.sh first"
+done
+need_space 3000 "$CACHE_DIR"
+
+WORK=$(mktemp -d "$CACHE_DIR/.node.XXXXXX")
+BUILDER=kind-audit-build-$$
+TMP_TAG=kind-audit-ci/node-building:$$
+COMPONENT_TAG=kind-audit-ci/control-plane-layer:$$
+PAUSE_TAG=kind-audit-ci/pause-layer:$$
+cleanup() {
+  docker rm -f -v "$BUILDER" >/dev/null 2>&1 || true
+  docker rmi -f "$TMP_TAG" "$COMPONENT_TAG" "$PAUSE_TAG" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The image names kubeadm will ask containerd for: computed, never hard-coded.
+component_images() {
+  "$BIN/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION" > "$WORK/kubeadm-images"
+  cat "$WORK/kubeadm-images" >&2
+}
+
+make_component_images() {
+  local cp=$WORK/cp-rootfs pause=$WORK/pause-rootfs img sandbox
+  mkdir -p "$cp/usr/local/bin" "$cp/tmp" "$cp/etc/ssl" "$pause"
+  chmod 1777 "$cp/tmp"
+  cp "$BIN"/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd} "$cp/usr/local/bin/"
+  cp -rL /etc/ssl/certs "$cp/etc/ssl/" 2>/dev/null || true
+  tar -C "$cp" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$COMPONENT_TAG" >/dev/null
+  cp "$BIN/pause" "$pause/pause"
+  tar -C "$pause" -c . | docker import --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' - "$PAUSE_TAG" >/dev/null
+  : > "$WORK/tags"
+  while read -r img; do
+    case "$img" in
+      */kube-apiserver:*|*/kube-controller-manager:*|*/kube-scheduler:*|*/etcd:*) docker tag "$COMPONENT_TAG" "$img"; echo "$img" >> "$WORK/tags" ;;
+      */pause:*) docker tag "$PAUSE_TAG" "$img"; echo "$img" >> "$WORK/tags" ;;
+      *) log "not preloaded (not needed for the API server): $img" ;;
+    esac
+  done < "$WORK/kubeadm-images"
+  # containerd's sandbox image, which may differ from the pause tag kubeadm lists.
+  sandbox=$(docker run --rm --entrypoint cat "$BASE_IMAGE" /etc/containerd/config.toml | awk -F'"' '/sandbox_image/{print $2}')
+  if [ -n "$sandbox" ] && ! grep -qx "$sandbox" "$WORK/tags"; then docker tag "$PAUSE_TAG" "$sandbox"; echo "$sandbox" >> "$WORK/tags"; fi
+  # shellcheck disable=SC2046
+  docker save -o "$WORK/images.tar" $(cat "$WORK/tags")
+  # The registry.k8s.io/* tags live on in containerd inside the node, not in the host's Docker.
+  xargs docker rmi >/dev/null < "$WORK/tags"
+}
+
+assemble() {
+  docker run -d --name "$BUILDER" --entrypoint=sleep --security-opt seccomp=unconfined "$BASE_IMAGE" infinity >/dev/null
+  docker cp "$BIN/kubeadm" "$BUILDER:/usr/bin/kubeadm"
+  docker cp "$BIN/kubelet" "$BUILDER:/usr/bin/kubelet"
+  docker cp "$BIN/kubectl" "$BUILDER:/usr/bin/kubectl"
+  docker cp "$BIN/crictl" "$BUILDER:/usr/local/bin/crictl"
+  docker exec "$BUILDER" chown root:root /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/kubectl /usr/local/bin/crictl
+  docker exec -i "$BUILDER" sh -c "mkdir -p /kind/manifests /etc/cni/net.d && echo $KUBERNETES_VERSION > /kind/version"
+  # kind applies default-cni.yaml unless disableDefaultCNI; networking is the static conflist below.
+  docker exec -i "$BUILDER" sh -c 'cat > /kind/manifests/default-cni.yaml' <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kind-audit-static-cni
+  namespace: kube-system
+data:
+  note: "Pod networking is the static ptp conflist in /etc/cni/net.d (single-node clusters)."
+YAML
+  docker exec -i "$BUILDER" sh -c 'cat > /etc/cni/net.d/10-kind-static.conflist' <<'JSON'
+{"cniVersion": "0.4.0", "name": "kind-static", "plugins": [
+  {"type": "ptp", "ipMasq": true, "mtu": 1500,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": "/run/cni-ipam-state"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}]}
+JSON
+}
+
+preload() {
+  local pid
+  pid=$(docker exec "$BUILDER" sh -c 'nohup containerd > /var/log/build-containerd.log 2>&1 & echo $!')
+  # ctr 1.6 has no `ctr info`; `ctr version` answers once the socket is up.
+  docker exec "$BUILDER" sh -c 'for i in $(seq 1 50); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1' ||
+    die "containerd did not start in the build container"
+  docker exec -i "$BUILDER" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
+    --all-platforms --no-unpack --digests - < "$WORK/images.tar" >/dev/null
+  docker exec "$BUILDER" ctr --namespace=k8s.io images list -q | grep -v '^sha256:' > "$WORK/imported"
+  while read -r img; do
+    grep -qx "$img" "$WORK/imported" || die "image $img was not imported into the node's containerd"
+  done < "$WORK/tags"
+  docker exec "$BUILDER" kill "$pid"
+  # Wait for containerd to exit (it may linger as a zombie of sleep), then drop its log.
+  docker exec "$BUILDER" sh -c 'while [ -e /proc/$1 ] && ! grep -q "^State:.*Z" /proc/$1/status; do sleep 0.2; done; rm -f /var/log/build-containerd.log' _ "$pid"
+}
+
+commit() {
+  docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' "$BUILDER" "$TMP_TAG" >/dev/null
+  docker tag "$TMP_TAG" "$NODE_IMAGE"   # tag only at the end: a half-built image is never trusted
+}
+
+stage kubeadm-image-list component_images
+stage component-images make_component_images
+stage assemble-node assemble
+stage preload-images preload
+stage commit commit
+log "built $NODE_IMAGE ($(docker image inspect -f '{{.Size}}' "$NODE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"

@@ -1,0 +1,157 @@
+"""assert_audited / assert_not_audited, and failure messages that say what was expected, what was seen,
+and what came closest. The messages are built here, so they read the same without assertion rewriting.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import KindAuditError
+from .query import AuditQuery
+
+if TYPE_CHECKING:
+    from .events import AuditEvent
+    from .log import AuditEvents, AuditWindow
+
+__all__ = ["assert_audited", "assert_not_audited", "current_window", "set_current_window"]
+
+# The window of the test running now (set by the pytest layer), for the bare assert_audited().
+_current: AuditWindow | None = None
+#: Detail level of failure messages: 0 default, 1 with -v (every event), 2 with -vv.
+verbosity = 0
+#: Default wait of the asserts, in seconds (--kind-audit-timeout).
+default_timeout = 10.0
+CLOSEST_SHOWN = 5
+
+
+class NoAuditWindow(KindAuditError):
+    """A bare assert_audited() outside a test that uses the audited cluster."""
+
+
+def set_current_window(window: AuditWindow | None) -> None:
+    global _current
+    _current = window
+
+
+def current_window() -> AuditWindow:
+    if _current is None:
+        raise NoAuditWindow(
+            "assert_audited() without a target searches the current test's events, but this test has no "
+            "audit window: request the audited_cluster or audit_log fixture, or call "
+            "audited_cluster.audit.assert_audited(...) for the whole session"
+        )
+    return _current
+
+
+def assert_audited(
+    *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any
+) -> AuditEvents:
+    """Assert that the current test caused audit events matching ``filters``; return them.
+
+    ``count`` asks for exactly that many, ``at_least`` for a minimum (default: at least one). Waits up to
+    ``timeout`` seconds (default ``--kind-audit-timeout``) for the events to be written.
+    """
+    __tracebackhide__ = True
+    return wait_for_events(current_window(), AuditQuery(**filters), count=count, at_least=at_least, timeout=timeout)
+
+
+def assert_not_audited(*, timeout: float = 0.0, **filters: Any) -> None:
+    """Assert that no event of the current test matches ``filters`` (looking again for ``timeout`` seconds)."""
+    __tracebackhide__ = True
+    check_absent(current_window(), AuditQuery(**filters), timeout=timeout)
+
+
+def _expectation(count: int | None, at_least: int | None) -> tuple[str, int, int | None]:
+    """Words ("at least 1 audit event"), minimum and maximum for the count arguments."""
+    if count is not None and at_least is not None:
+        raise TypeError("pass count= or at_least=, not both")
+    for name, value in (("count", count), ("at_least", at_least)):
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise TypeError(f"{name}= must be a non-negative integer, got {value!r}")
+    if count is not None:
+        return f"exactly {_plural(count, 'audit event')}", count, count
+    low = 1 if at_least is None else at_least
+    return f"at least {_plural(low, 'audit event')}", low, None
+
+
+def wait_for_events(
+    window: AuditWindow, query: AuditQuery, *, count: int | None, at_least: int | None, timeout: float | None
+) -> AuditEvents:
+    __tracebackhide__ = True
+    from .log import AuditEvents
+
+    words, low, high = _expectation(count, at_least)
+    wait = default_timeout if timeout is None else timeout
+    started = time.monotonic()
+    deadline = started + wait
+    matched: list[AuditEvent] = [e for e in window.all() if query.matches(e)]
+    delay = 0.05
+    while True:
+        too_many = high is not None and len(matched) > high
+        if low <= len(matched) and not too_many:
+            return AuditEvents(matched)
+        if too_many or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.5)
+        matched += [e for e in window.refresh() if query.matches(e)]
+    waited = time.monotonic() - started
+    raise AssertionError(_failure(window, query, words, matched, waited))
+
+
+def check_absent(window: AuditWindow, query: AuditQuery, *, timeout: float) -> None:
+    __tracebackhide__ = True
+    started = time.monotonic()
+    matched = [e for e in window.all() if query.matches(e)]
+    while not matched and time.monotonic() - started < timeout:
+        time.sleep(min(0.2, max(0.0, timeout - (time.monotonic() - started))))
+        matched = [e for e in window.refresh() if query.matches(e)]
+    if matched:
+        raise AssertionError(_unexpected(window, query, matched, time.monotonic() - started))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _failure(window: AuditWindow, query: AuditQuery, words: str, matched: list[AuditEvent], waited: float) -> str:
+    events = list(window.all())
+    lines = [
+        f"expected {words} matching the query, found {len(matched)}",
+        f"  query:   {query.describe()}",
+        f"  window:  {_plural(len(events), 'event')} in the {window.describe()}, waited {waited:.1f}s",
+    ]
+    if matched:
+        lines.append("  matching events:")
+        lines += [f"    {e.summary()}" for e in matched[: max(CLOSEST_SHOWN, 20 if verbosity else 0)]]
+    near = [(len(d), i, e, d) for i, e in enumerate(events) if (d := query.differences(e))]
+    near.sort(key=lambda t: (t[0], t[1]))
+    if near and len(matched) < 1:
+        shown = near if verbosity >= 1 else near[:CLOSEST_SHOWN]
+        lines.append(f"  closest events ({len(shown)} shown, ranked by number of differing fields):")
+        for rank, (_n, _i, event, diffs) in enumerate(shown, 1):
+            lines.append(f"    {rank}. {event.summary()}")
+            lines.append(f"         differs: {'; '.join(map(str, diffs))}")
+        if len(shown) < len(near):
+            lines.append(f"  (use -v to list all {len(near)} non-matching events)")
+    elif not events:
+        lines.append("  the window holds no events: did the request reach this cluster, and does the policy log it?")
+    if verbosity >= 2:
+        lines.append("  every event in the window:")
+        lines += [f"    {e.summary()}" for e in events]
+    return "\n".join(lines)
+
+
+def _unexpected(window: AuditWindow, query: AuditQuery, matched: list[AuditEvent], waited: float) -> str:
+    shown = matched if verbosity >= 1 else matched[:CLOSEST_SHOWN]
+    lines = [
+        f"expected no audit event matching the query, found {len(matched)}",
+        f"  query:   {query.describe()}",
+        f"  window:  {_plural(len(window), 'event')} in the {window.describe()}, watched {waited:.1f}s",
+        "  matching events:",
+        *[f"    {i}. {e.summary()}" for i, e in enumerate(shown, 1)],
+    ]
+    if len(shown) < len(matched):
+        lines.append(f"  (use -v to list all {len(matched)})")
+    return "\n".join(lines)

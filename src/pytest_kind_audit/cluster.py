@@ -1,0 +1,259 @@
+"""A kind cluster with API auditing: create, use, read its audit log, delete. No pytest here.
+
+Usable from a script::
+
+    cluster = AuditedCluster.create(name="demo", policy=AuditPolicy.for_level("Metadata"), workdir=Path("/tmp/x"))
+    try:
+        cluster.kubectl("create", "namespace", "demo")
+        cluster.audit.assert_audited(verb="create", resource="namespaces", name="demo")
+    finally:
+        cluster.delete()
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _commands
+from .exceptions import ClusterError, CommandError, EnvironmentNotReady
+from .kindconfig import AUDIT_LOG_PATH, KindConfig, Version, parse_version
+from .log import AuditLog
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+__all__ = ["AuditedCluster", "DockerLogSource", "Environment", "check_environment"]
+
+CREATE_WAIT = "180s"
+CREATE_TIMEOUT = 600.0
+
+
+def docker_client() -> docker.DockerClient:
+    """A Docker SDK client, or EnvironmentNotReady naming the fix."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except DockerException as exc:
+        raise EnvironmentNotReady(
+            f"Docker is not reachable ({_first_line(exc)}): start the Docker daemon, or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What was found: the kind binary and versions, the node image and its Kubernetes version."""
+
+    kind_binary: str
+    kind_version: Version
+    image: str
+    kubernetes_version: Version
+    cgroup_v1_host: bool
+
+
+def check_environment(kind_binary: str, image: str) -> Environment:
+    """Check Docker, kind and the node image before anything is created; EnvironmentNotReady if one is missing."""
+    client = docker_client()
+    found = shutil.which(kind_binary)
+    if not found:
+        raise EnvironmentNotReady(
+            f"kind binary {kind_binary!r} not found: install kind (go install sigs.k8s.io/kind@v0.30.0) "
+            "or pass --kind-audit-kind-binary"
+        )
+    try:
+        out = _commands.run([found, "version"], timeout=30).stdout
+        kind_version = parse_version(out)
+    except (CommandError, ValueError) as exc:
+        raise EnvironmentNotReady(f"{found} version failed: {_first_line(exc)}") from None
+    if not image:
+        image = _default_image(found)
+    kubernetes_version = _image_kubernetes_version(client, image)
+    cgroup_v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    return Environment(found, kind_version, image, kubernetes_version, cgroup_v1)
+
+
+def _default_image(kind_binary: str) -> str:
+    """kind's own default node image (kind pulls it if missing)."""
+    out = _commands.run([kind_binary, "create", "cluster", "--help"], timeout=30, check=False).stdout
+    for token in out.split():
+        if token.startswith("kindest/node:"):
+            return token.rstrip(")\"',")
+    return ""
+
+
+def _image_kubernetes_version(client: docker.DockerClient, image: str) -> Version:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        tag = image.rsplit(":", 1)[-1] if ":" in image else ""
+        if image.startswith("kindest/node:"):
+            # kind will pull it; the tag names the Kubernetes version.
+            return parse_version(tag)
+        raise EnvironmentNotReady(
+            f"node image {image!r} is not present: build it (ci/build-node-image.sh) or docker pull it"
+        ) from None
+    return parse_version(_read_file_from_image(client, image, "/kind/version"))
+
+
+def _read_file_from_image(client: docker.DockerClient, image: str, path: str) -> str:
+    import io
+    import tarfile
+
+    container = client.containers.create(image, entrypoint=["true"])
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member else None
+            return f.read().decode() if f else ""
+    finally:
+        container.remove(force=True)
+
+
+class DockerLogSource:
+    """The audit log inside the control-plane container, read through the Docker SDK: only the bytes
+    from ``offset`` on cross the wire (``tail -c +N``), never the whole file."""
+
+    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
+        self.container = container
+        self.path = path
+
+    def read(self, offset: int) -> bytes:
+        result = self.container.exec_run(["tail", "-c", f"+{offset + 1}", self.path], stdout=True, stderr=False)
+        if result.exit_code != 0:
+            return b""  # not created yet
+        output: bytes = result.output or b""
+        return output
+
+
+class AuditedCluster:
+    """A running kind cluster whose API server writes an audit log; ``audit`` is the session's events."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        kind_binary: str,
+        kubeconfig: Path,
+        environment: Environment | None = None,
+        timeout: float = 10.0,
+        created: bool = True,
+    ) -> None:
+        self.name = name
+        self.kind_binary = kind_binary
+        self.kubeconfig = kubeconfig
+        self.environment = environment
+        self.created = created
+        self.created_at = datetime.now(timezone.utc)
+        self.node = f"{name}-control-plane"
+        self._docker = docker_client()
+        try:
+            container = self._docker.containers.get(self.node)
+        except Exception as exc:
+            raise ClusterError(f"control-plane container {self.node!r} not found: {_first_line(exc)}") from None
+        self.audit = AuditLog(DockerLogSource(container), timeout=timeout)
+        self._kubectl = shutil.which("kubectl")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        name: str,
+        config: KindConfig,
+        workdir: Path,
+        environment: Environment,
+        timeout: float = 10.0,
+    ) -> AuditedCluster:
+        """Create the cluster (kind create cluster) with its own kubeconfig; delete it again if anything fails."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        config_path = config.write(workdir / "kind-config.yaml")
+        kubeconfig = workdir / "kubeconfig"
+        argv = [
+            environment.kind_binary, "create", "cluster", "--name", name, "--config", str(config_path),
+            "--kubeconfig", str(kubeconfig), "--wait", CREATE_WAIT,
+        ]  # fmt: skip
+        if environment.image:
+            argv += ["--image", environment.image]
+        try:
+            _commands.run(argv, timeout=CREATE_TIMEOUT)
+            cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig,
+                          environment=environment, timeout=timeout)  # fmt: skip
+            cluster.wait_for_audit_log()
+        except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
+            delete_cluster(environment.kind_binary, name, kubeconfig)
+            if isinstance(exc, CommandError):
+                raise ClusterError(
+                    f"kind create cluster {name!r} failed: {_last_lines(exc.stderr)}\n"
+                    "a bad audit policy makes the API server crash-loop; rerun with "
+                    "--kind-audit-keep-cluster and see `kind export logs`"
+                ) from None
+            raise
+        return cluster
+
+    def wait_for_audit_log(self, timeout: float = 60.0) -> None:
+        """Auditing is on once the log holds an event; an existing empty file proves nothing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.audit.poll() or len(self.audit):
+                return
+            time.sleep(0.5)
+        raise ClusterError(f"the API server of {self.name!r} wrote no audit event to {AUDIT_LOG_PATH} in {timeout}s")
+
+    def kubectl(self, *args: str, input: str | bytes | None = None, check: bool = True, timeout: float = 120) -> str:
+        """Run kubectl against this cluster (its own kubeconfig; ~/.kube/config is never touched)."""
+        if self._kubectl:
+            argv = [self._kubectl, "--kubeconfig", str(self.kubeconfig), *args]
+        else:  # no kubectl here: use the one inside the node, with the same admin identity
+            argv = ["docker", "exec", "-i", self.node, "kubectl",
+                    "--kubeconfig", "/etc/kubernetes/admin.conf", *args]  # fmt: skip
+        return _commands.run(argv, input=input, timeout=timeout, check=check).stdout
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json"))
+
+    @property
+    def kubernetes_version(self) -> str:
+        """The API server's version, e.g. ``v1.34.4``."""
+        data: Mapping[str, Any] = self.kubectl_json("version")
+        return str(data["serverVersion"]["gitVersion"])
+
+    def exec_in_node(self, *argv: str) -> str:
+        """Run a command in the control-plane container (diagnostics)."""
+        result = self._docker.containers.get(self.node).exec_run(list(argv))
+        output: bytes = result.output or b""
+        return output.decode(errors="replace")
+
+    def delete(self) -> None:
+        delete_cluster(self.kind_binary, self.name, self.kubeconfig)
+
+    def __repr__(self) -> str:
+        return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
+
+
+def delete_cluster(kind_binary: str, name: str, kubeconfig: Path | None = None) -> None:
+    argv = [kind_binary, "delete", "cluster", "--name", name]
+    if kubeconfig is not None:
+        argv += ["--kubeconfig", str(kubeconfig)]
+    _commands.run(argv, timeout=300, check=False)
+
+
+def _last_lines(text: str, n: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])

@@ -1,0 +1,240 @@
+"""The audit log as a growing, typed event stream, read incrementally: only new bytes per poll.
+
+A partial last line (the API server is mid-write) is held back until its newline arrives, so no event
+is dropped, parsed twice or mis-parsed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol, overload
+
+from .events import AuditEvent, parse_lines
+from .query import AuditQuery
+
+__all__ = ["AuditEvents", "AuditLog", "AuditWindow", "FileSource", "LogSource"]
+
+
+class LogSource(Protocol):
+    """Where the log's bytes come from. ``read(offset)`` returns every byte from ``offset`` to the end now."""
+
+    def read(self, offset: int) -> bytes: ...
+
+
+class FileSource:
+    """A log file on this machine (a replayed log, a bind-mounted directory)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read(self, offset: int) -> bytes:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+
+class AuditEvents(Sequence[AuditEvent]):
+    """An immutable list of events with query helpers."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[AuditEvent] = ()) -> None:
+        self._items = tuple(items)
+
+    @overload
+    def __getitem__(self, index: int) -> AuditEvent: ...
+    @overload
+    def __getitem__(self, index: slice) -> AuditEvents: ...
+    def __getitem__(self, index: int | slice) -> AuditEvent | AuditEvents:
+        if isinstance(index, slice):
+            return AuditEvents(self._items[index])
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[AuditEvent]:
+        return iter(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AuditEvents):
+            return self._items == other._items
+        if isinstance(other, (list, tuple)):
+            return list(self._items) == list(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def filter(self, **filters: Any) -> AuditEvents:
+        """The events matching ``filters`` (see AuditQuery; ``stage`` defaults to ResponseComplete)."""
+        query = AuditQuery(**filters)
+        return AuditEvents([e for e in self._items if query.matches(e)])
+
+    def one(self) -> AuditEvent:
+        if len(self._items) != 1:
+            raise AssertionError(f"expected exactly one audit event, found {len(self._items)}")
+        return self._items[0]
+
+    def first(self) -> AuditEvent | None:
+        return self._items[0] if self._items else None
+
+    def summary(self) -> str:
+        return "\n".join(e.summary() for e in self._items)
+
+    def __repr__(self) -> str:
+        return f"AuditEvents({len(self._items)} events)"
+
+
+class AuditLog:
+    """Every event the API server has logged, parsed as they arrive. Thread-safe."""
+
+    def __init__(self, source: LogSource, *, timeout: float = 10.0) -> None:
+        self.source = source
+        self.timeout = timeout
+        self._events: list[AuditEvent] = []
+        self._offset = 0
+        self._partial = b""
+        self._lock = threading.Lock()
+        self.polls = 0
+
+    def poll(self) -> int:
+        """Read the bytes written since the last poll; return how many events they completed."""
+        with self._lock:
+            data = self.source.read(self._offset)
+            self.polls += 1
+            if not data:
+                return 0
+            self._offset += len(data)
+            buf = self._partial + data if self._partial else data
+            cut = buf.rfind(b"\n") + 1
+            self._partial = buf[cut:]
+            new = parse_lines(buf[:cut].split(b"\n"))
+            self._events.extend(new)
+            return len(new)
+
+    @property
+    def offset(self) -> int:
+        """Bytes consumed so far, including a held-back partial line."""
+        return self._offset
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def snapshot(self, start: int = 0) -> list[AuditEvent]:
+        """Events parsed so far from index ``start`` on, without polling."""
+        with self._lock:
+            return self._events[start:]
+
+    def events(self, **filters: Any) -> AuditEvents:
+        """The whole session's events matching ``filters``, after reading what is new."""
+        query = AuditQuery(**filters)
+        self.poll()
+        return AuditEvents([e for e in self.snapshot() if query.matches(e)])
+
+    def all(self) -> AuditEvents:
+        """Every event of the session, any stage, after reading what is new."""
+        self.poll()
+        return AuditEvents(self.snapshot())
+
+    def window(self, start: datetime | None = None, *, label: str = "window") -> AuditWindow:
+        """A view of the events of requests received from ``start`` (default: now) on."""
+        return AuditWindow(self, start or datetime.now(timezone.utc), label=label)
+
+    def session(self) -> AuditWindow:
+        """A view of every event of the session."""
+        return AuditWindow(self, None, label="session", first_index=0)
+
+    def assert_audited(
+        self, *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any
+    ) -> AuditEvents:
+        __tracebackhide__ = True
+        return self.session().assert_audited(count=count, at_least=at_least, timeout=timeout, **filters)
+
+    def assert_not_audited(self, *, timeout: float = 0.0, **filters: Any) -> None:
+        __tracebackhide__ = True
+        self.session().assert_not_audited(timeout=timeout, **filters)
+
+
+class AuditWindow:
+    """The events of requests received in [start, end): one test's view of the session's log."""
+
+    def __init__(
+        self,
+        log: AuditLog,
+        start: datetime | None,
+        *,
+        label: str = "window",
+        first_index: int | None = None,
+    ) -> None:
+        self.log = log
+        self.start = start
+        self.end: datetime | None = None
+        self.label = label
+        # Events parsed before the window opened were written before it, so they predate it.
+        self._scanned = len(log) if first_index is None else first_index
+        self._members: list[AuditEvent] = []
+
+    def close(self, end: datetime | None = None) -> None:
+        self.end = end or datetime.now(timezone.utc)
+
+    def _contains(self, event: AuditEvent) -> bool:
+        ts = event.request_received_timestamp or event.stage_timestamp
+        if ts is None:
+            return self.start is None
+        if self.start is not None and ts < self.start:
+            return False
+        return self.end is None or ts < self.end
+
+    def refresh(self) -> list[AuditEvent]:
+        """Poll the log and take in the new events; return the ones that joined this window."""
+        self.log.poll()
+        fresh = self.log.snapshot(self._scanned)
+        self._scanned += len(fresh)
+        new = [e for e in fresh if self._contains(e)]
+        self._members.extend(new)
+        return new
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[AuditEvent]:
+        return iter(self.all())
+
+    def all(self) -> AuditEvents:
+        """Every event in the window, any stage, after a poll."""
+        self.refresh()
+        return AuditEvents(self._members)
+
+    def events(self, **filters: Any) -> AuditEvents:
+        """The window's events matching ``filters`` (``stage`` defaults to ResponseComplete)."""
+        self.refresh()
+        query = AuditQuery(**filters)
+        return AuditEvents([e for e in self._members if query.matches(e)])
+
+    def describe(self) -> str:
+        start = self.start.strftime("%H:%M:%S.%f")[:-3] if self.start else "session start"
+        end = self.end.strftime("%H:%M:%S.%f")[:-3] if self.end else "now"
+        return f"{self.label} {start} to {end}"
+
+    def assert_audited(
+        self, *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any
+    ) -> AuditEvents:
+        """Wait until the expected events are in the window; AssertionError with the closest events if not."""
+        __tracebackhide__ = True
+        from .asserts import wait_for_events
+
+        return wait_for_events(self, AuditQuery(**filters), count=count, at_least=at_least, timeout=timeout)
+
+    def assert_not_audited(self, *, timeout: float = 0.0, **filters: Any) -> None:
+        """No event in the window matches (watching for ``timeout`` seconds, default: one look now)."""
+        __tracebackhide__ = True
+        from .asserts import check_absent
+
+        check_absent(self, AuditQuery(**filters), timeout=timeout)

@@ -1,0 +1,192 @@
+"""Every option in one table: CLI flag, ini key, environment variable, default. Resolved once, validated,
+with the source of each value (CLI over env over ini over default).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .exceptions import ConfigError, PolicyError
+from .kindconfig import load_base
+from .policy import LEVELS, AuditPolicy
+
+__all__ = ["OPTIONS", "Settings", "add_options", "resolve"]
+
+ENV_PREFIX = "PYTEST_KIND_AUDIT_"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # settings attribute; flag --kind-audit-<name with dashes>, ini kind_audit_<name>
+    help: str
+    default: Any
+    kind: str = "str"  # str | bool | float | path
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--kind-audit-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "kind_audit_" + self.name
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("level", f"Audit level of the built-in policy: {', '.join(LEVELS)} (default Metadata)", "Metadata",
+           metavar="LEVEL"),
+    Option("policy", "An audit.k8s.io/v1 Policy file to use instead of the built-in policy", None, "path", "FILE"),
+    Option("kind_config", "A kind Cluster config file; the audit wiring is merged into it", None, "path", "FILE"),
+    Option("cluster_name", "Name of the kind cluster (default: kind-audit-<random>)", None, metavar="NAME"),
+    Option("image", "Node image for kind create cluster (default: kind's own)", None, metavar="IMAGE"),
+    Option("kind_binary", "The kind executable (default: kind on PATH)", "kind", metavar="PATH"),
+    Option("keep_cluster", "Keep the cluster after the run (its delete command is printed)", False, "bool"),
+    Option("timeout", "Seconds assert_audited waits for events to be written (default 10)", 10.0, "float",
+           "SECONDS"),
+    Option("require", "A missing Docker, kind or node image is an error instead of a skip", False, "bool"),
+)  # fmt: skip
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    level: str
+    policy: Path | None
+    kind_config: Path | None
+    cluster_name: str
+    image: str
+    kind_binary: str
+    keep_cluster: bool
+    timeout: float
+    require: bool
+    sources: dict[str, str]
+    audit_policy: AuditPolicy
+    base_config: dict[str, Any]
+
+    def header(self) -> str:
+        policy = f"policy={self.policy}" if self.policy else f"level={self.level}"
+        return (
+            f"kind-audit: {policy}, cluster={self.cluster_name}, image={self.image or 'kind default'}, "
+            f"kind={self.kind_binary}, keep={'yes' if self.keep_cluster else 'no'}, "
+            f"require={'yes' if self.require else 'no'}, timeout={self.timeout:g}s"
+        )
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kind-audit", "real kind clusters with Kubernetes API auditing")
+    for opt in OPTIONS:
+        help_text = f"{opt.help}. ini: {opt.ini}, env: {opt.env}"
+        if opt.kind == "bool":
+            group.addoption(opt.flag, action="store_const", const=True, default=None, dest="kind_audit_" + opt.name,
+                            help=help_text)  # fmt: skip
+        else:
+            group.addoption(opt.flag, action="store", default=None, metavar=opt.metavar,
+                            dest="kind_audit_" + opt.name, help=help_text)  # fmt: skip
+        ini_type = "bool" if opt.kind == "bool" else "string"
+        parser.addini(opt.ini, opt.help, type=ini_type, default=opt.default)  # type: ignore[arg-type]
+
+
+def _convert(opt: Option, raw: Any, source: str) -> Any:
+    where = {"cli": opt.flag, "env": opt.env, "ini": opt.ini}.get(source, opt.name)
+    if opt.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise pytest.UsageError(f"{where}: {raw!r} is not a boolean; use one of 1, true, yes, on, 0, false, no, off")
+    if opt.kind == "float":
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{where}: {raw!r} is not a number of seconds, e.g. {where}=10") from None
+        if value < 0:
+            raise pytest.UsageError(f"{where}: {raw!r} must not be negative")
+        return value
+    if opt.kind == "path":
+        return Path(str(raw)).expanduser().absolute() if raw not in (None, "") else None
+    return None if raw in (None, "") else str(raw)
+
+
+def _raw(config: pytest.Config, opt: Option, environ: dict[str, str]) -> tuple[Any, str]:
+    cli = config.getoption("kind_audit_" + opt.name, default=None)
+    if cli is not None:
+        return cli, "cli"
+    if opt.env in environ:
+        return environ[opt.env], "env"
+    ini = config.getini(opt.ini)
+    if ini not in (None, "", opt.default) or (opt.kind == "bool" and ini):
+        return ini, "ini"
+    return opt.default, "default"
+
+
+def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
+            new_name: Callable[[], str] = lambda: "kind-audit-" + secrets.token_hex(3)) -> Settings:  # fmt: skip
+    """Read, convert and check every option; pytest.UsageError names the bad value and the valid ones."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        raw, source = _raw(config, opt, env)
+        values[opt.name] = _convert(opt, raw, source)
+        sources[opt.name] = source
+    level = values["level"]
+    if level not in LEVELS:
+        where = {"cli": "--kind-audit-level", "env": ENV_PREFIX + "LEVEL", "ini": "kind_audit_level"}[
+            sources["level"]
+        ]
+        raise pytest.UsageError(f"{where}: {level!r} is not an audit level; valid levels: {', '.join(LEVELS)}")
+    if values["policy"] is not None and sources["level"] != "default":
+        raise pytest.UsageError(
+            "--kind-audit-policy and --kind-audit-level cannot be combined: the policy file sets the levels; "
+            "drop one of them"
+        )
+    try:
+        policy = AuditPolicy.from_file(values["policy"]) if values["policy"] else AuditPolicy.for_level(level)
+    except PolicyError as exc:
+        raise pytest.UsageError(f"--kind-audit-policy: {exc}") from None
+    try:
+        base = load_base(values["kind_config"]) if values["kind_config"] else {}
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--kind-audit-kind-config: {exc}") from None
+    name = values["cluster_name"] or new_name()
+    if not _valid_cluster_name(name):
+        raise pytest.UsageError(
+            f"--kind-audit-cluster-name: {name!r} is not a valid kind cluster name; use lowercase letters, "
+            "digits and '-', starting with a letter, at most 40 characters"
+        )
+    return Settings(
+        level=level,
+        policy=values["policy"],
+        kind_config=values["kind_config"],
+        cluster_name=name,
+        image=values["image"] or "",
+        kind_binary=values["kind_binary"] or "kind",
+        keep_cluster=values["keep_cluster"],
+        timeout=values["timeout"],
+        require=values["require"],
+        sources=sources,
+        audit_policy=policy,
+        base_config=base,
+    )
+
+
+def _valid_cluster_name(name: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", name))

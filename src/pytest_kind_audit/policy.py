@@ -1,0 +1,205 @@
+"""Audit policies: build one for a level, load and validate a user's file, write the YAML.
+
+Validation follows kube-apiserver's policy reader and validator, so a policy the API server would refuse
+at start fails here, before any cluster is created.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .exceptions import PolicyError
+from .events import STAGES
+
+__all__ = ["LEVELS", "AuditPolicy"]
+
+#: Audit levels, lowest first.
+LEVELS = ("None", "Metadata", "Request", "RequestResponse")
+
+_RULE_KEYS = frozenset(
+    {
+        "level",
+        "users",
+        "userGroups",
+        "verbs",
+        "resources",
+        "namespaces",
+        "nonResourceURLs",
+        "omitStages",
+        "omitManagedFields",
+    }
+)
+_GROUP_RESOURCE_KEYS = frozenset({"group", "resources", "resourceNames"})
+_POLICY_KEYS = frozenset({"apiVersion", "kind", "metadata", "rules", "omitStages", "omitManagedFields"})
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+# Requests a fresh cluster makes many times a minute and no test is about: control-plane leader
+# election and node heartbeats, and health probes. Users who need them pass their own policy.
+_NOISE_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "level": "None",
+        "users": ["system:kube-controller-manager", "system:kube-scheduler"],
+        "verbs": ["get", "update"],
+        "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}],
+    },
+    {
+        "level": "None",
+        "userGroups": ["system:nodes"],
+        "verbs": ["get", "update", "patch"],
+        "resources": [
+            {"group": "coordination.k8s.io", "resources": ["leases"]},
+            {"group": "", "resources": ["nodes", "nodes/status"]},
+        ],
+    },
+    {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*"]},
+)
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    """An audit.k8s.io/v1 Policy. ``rules`` are plain dicts in the API's camelCase, first match wins."""
+
+    rules: Sequence[Mapping[str, Any]]
+    omit_stages: Sequence[str] = ()
+    source: str = "built-in"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_level(cls, level: str) -> AuditPolicy:
+        """Everything at ``level``, minus control-plane heartbeats and health probes."""
+        if level not in LEVELS:
+            raise PolicyError(f"unknown audit level {level!r}; valid levels: {', '.join(LEVELS)}")
+        rules = [dict(r) for r in _NOISE_RULES] + [{"level": level}]
+        return cls(rules=rules, source=f"built-in, level {level}")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> AuditPolicy:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            raise PolicyError(f"audit policy file {str(p)!r} does not exist") from None
+        except IsADirectoryError:
+            raise PolicyError(f"audit policy file {str(p)!r} is a directory") from None
+        except OSError as exc:
+            raise PolicyError(f"audit policy file {str(p)!r} cannot be read: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise PolicyError(f"audit policy file {str(p)!r} is not valid YAML{where}") from None
+        return cls.from_dict(data, source=str(p))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "dict") -> AuditPolicy:
+        errors = validate(data)
+        if errors:
+            raise PolicyError(f"audit policy {source}: {errors[0]}" + _more(errors))
+        assert isinstance(data, dict)
+        extra = {k: v for k, v in data.items() if k not in ("apiVersion", "kind", "rules", "omitStages")}
+        return cls(rules=data["rules"], omit_stages=data.get("omitStages") or (), source=source, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy"}
+        if self.omit_stages:
+            out["omitStages"] = list(self.omit_stages)
+        out.update(self.extra)
+        out["rules"] = [dict(r) for r in self.rules]
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def write(self, path: str | Path) -> Path:
+        """Write the policy YAML to ``path`` (created fresh, so a bind mount never finds a directory)."""
+        p = Path(path).absolute()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.to_yaml())
+        return p
+
+    @property
+    def max_level(self) -> str:
+        """The highest level any rule assigns."""
+        return max((r.get("level", "None") for r in self.rules), key=LEVELS.index, default="None")
+
+
+def _more(errors: list[str]) -> str:
+    return f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+
+
+def validate(data: Any) -> list[str]:
+    """What kube-apiserver's policy reader and validator would refuse, as messages; empty when valid."""
+    if not isinstance(data, dict):
+        return [f"must be a mapping with apiVersion: audit.k8s.io/v1 and kind: Policy, got {type(data).__name__}"]
+    errors: list[str] = []
+    if data.get("apiVersion") != "audit.k8s.io/v1":
+        errors.append(f"apiVersion must be audit.k8s.io/v1, got {data.get('apiVersion')!r}")
+    if data.get("kind") != "Policy":
+        errors.append(f"kind must be Policy, got {data.get('kind')!r}")
+    errors += _check_stages(data.get("omitStages"), "omitStages")
+    rules = data.get("rules")
+    if not rules:
+        errors.append("has no rules (kube-apiserver refuses a policy with 0 rules)")
+        return errors
+    if not isinstance(rules, list):
+        return [*errors, "rules must be a list"]
+    for i, rule in enumerate(rules, 1):
+        errors += [f"rule {i}: {e}" for e in _check_rule(rule)]
+    return errors
+
+
+def _check_stages(stages: Any, where: str) -> list[str]:
+    if stages is None:
+        return []
+    if not isinstance(stages, list):
+        return [f"{where} must be a list"]
+    return [f"{where}: unknown stage {s!r}; valid stages: {', '.join(STAGES)}" for s in stages if s not in STAGES]
+
+
+def _check_rule(rule: Any) -> list[str]:
+    if not isinstance(rule, dict):
+        return ["must be a mapping"]
+    errors: list[str] = []
+    level = rule.get("level")
+    if level is None:
+        errors.append(f"level is required; valid levels: {', '.join(LEVELS)}")
+    elif level not in LEVELS:
+        errors.append(f"unknown level {level!r}; valid levels: {', '.join(LEVELS)}")
+    errors += _check_stages(rule.get("omitStages"), "omitStages")
+    urls = rule.get("nonResourceURLs") or []
+    if urls and (rule.get("resources") or rule.get("namespaces")):
+        errors.append("rules cannot apply to both regular resources and non-resource URLs")
+    for url in urls:
+        if not isinstance(url, str) or not (url == "*" or url.startswith("/")):
+            errors.append(f"nonResourceURLs: {url!r} must be '*' or start with '/'")
+        elif "*" in url[:-1]:
+            errors.append(f"nonResourceURLs: {url!r} may only have '*' as its last character")
+    for gr in rule.get("resources") or []:
+        if not isinstance(gr, dict):
+            errors.append("resources entries must be mappings with group/resources/resourceNames")
+            continue
+        group = gr.get("group", "")
+        if group not in ("", "*") and not (isinstance(group, str) and _DNS1123_SUBDOMAIN.fullmatch(group)):
+            errors.append(f"resources: group {group!r} is not a valid API group (no version: 'apps', not 'apps/v1')")
+        if gr.get("resourceNames") and not gr.get("resources"):
+            errors.append("resources: resourceNames requires resources")
+    return errors
+
+
+def unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    """Keys kube-apiserver would silently drop (falling back to lenient decoding), as dotted paths."""
+    found = [k for k in data if k not in _POLICY_KEYS]
+    for i, rule in enumerate(data.get("rules") or [], 1):
+        if isinstance(rule, dict):
+            found += [f"rules[{i}].{k}" for k in rule if k not in _RULE_KEYS]
+            for gr in rule.get("resources") or []:
+                if isinstance(gr, dict):
+                    found += [f"rules[{i}].resources.{k}" for k in gr if k not in _GROUP_RESOURCE_KEYS]
+    return found
