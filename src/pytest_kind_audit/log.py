@@ -182,7 +182,9 @@ class AuditWindow:
         self._members: list[AuditEvent] = []
 
     def close(self, end: datetime | None = None) -> None:
+        """End the window: requests received from ``end`` (default: now) on no longer belong to it."""
         self.end = end or datetime.now(timezone.utc)
+        self._members = [e for e in self._members if self._contains(e)]
 
     def _contains(self, event: AuditEvent) -> bool:
         ts = event.request_received_timestamp or event.stage_timestamp
