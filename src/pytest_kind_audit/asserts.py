@@ -119,12 +119,11 @@ def _failure(window: AuditWindow, query: AuditQuery, words: str, matched: list[A
     events = list(window.all())
     lines = [
         f"expected {words} matching the query, found {len(matched)}",
-        f"  query:   {query.describe()}",
-        f"  window:  {_plural(len(events), 'event')} in the {window.describe()}, waited {waited:.1f}s",
+        f"  query:    {query.describe()}",
+        f"  searched: {_plural(len(events), 'event')} in {window.describe()}, waited {waited:.1f}s",
     ]
     if matched:
-        lines.append("  matching events:")
-        lines += [f"    {e.summary()}" for e in matched[: max(CLOSEST_SHOWN, 20 if verbosity else 0)]]
+        lines += _listing("matching events", matched)
     near = [(len(d), i, e, d) for i, e in enumerate(events) if (d := query.differences(e))]
     near.sort(key=lambda t: (t[0], t[1]))
     if near and len(matched) < 1:
@@ -144,14 +143,18 @@ def _failure(window: AuditWindow, query: AuditQuery, words: str, matched: list[A
 
 
 def _unexpected(window: AuditWindow, query: AuditQuery, matched: list[AuditEvent], waited: float) -> str:
-    shown = matched if verbosity >= 1 else matched[:CLOSEST_SHOWN]
     lines = [
         f"expected no audit event matching the query, found {len(matched)}",
-        f"  query:   {query.describe()}",
-        f"  window:  {_plural(len(window), 'event')} in the {window.describe()}, watched {waited:.1f}s",
-        "  matching events:",
-        *[f"    {i}. {e.summary()}" for i, e in enumerate(shown, 1)],
+        f"  query:    {query.describe()}",
+        f"  searched: {_plural(len(window), 'event')} in {window.describe()}, watched {waited:.1f}s",
+        *_listing("matching events", matched),
     ]
-    if len(shown) < len(matched):
-        lines.append(f"  (use -v to list all {len(matched)})")
     return "\n".join(lines)
+
+
+def _listing(title: str, events: list[AuditEvent]) -> list[str]:
+    shown = events if verbosity >= 1 else events[:CLOSEST_SHOWN]
+    lines = [f"  {title}:", *[f"    {i}. {e.summary()}" for i, e in enumerate(shown, 1)]]
+    if len(shown) < len(events):
+        lines.append(f"  (use -v to list all {len(events)})")
+    return lines

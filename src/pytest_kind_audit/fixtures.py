@@ -12,7 +12,7 @@ import pytest
 
 from . import asserts
 from .cluster import AuditedCluster, Environment, check_environment
-from .exceptions import ConfigError, EnvironmentNotReady
+from .exceptions import ConfigError, EnvironmentNotReady, KindAuditError
 from .kindconfig import KindConfig
 from .log import AuditWindow
 from .options import Settings
@@ -51,9 +51,11 @@ def kind_audit_environment(kind_audit_settings: Settings) -> Environment:
     try:
         return check_environment(s.kind_binary, s.image)
     except EnvironmentNotReady as exc:
-        if s.require:
-            pytest.fail(f"kind-audit: {exc}", pytrace=False)
-        pytest.skip(f"kind-audit: {exc}")
+        problem = f"kind-audit: {exc}"
+    # Outside the except block, so pytest shows one line and no chained exception.
+    if s.require:
+        pytest.fail(problem, pytrace=False)
+    pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +85,8 @@ def kind_config(
             cgroup_v1_host=env.cgroup_v1_host,
         )
     except ConfigError as exc:
-        pytest.fail(f"kind-audit: {exc}", pytrace=False)
+        problem = f"kind-audit: {exc}"
+    pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -105,8 +108,12 @@ def audited_cluster(
             environment=kind_audit_environment,
             timeout=s.timeout,
         )
-    except Exception as exc:  # the core's errors carry the whole story; no traceback for them
-        pytest.fail(f"kind-audit: {exc}", pytrace=False)
+    except KindAuditError as exc:  # the core's errors carry the whole story; no traceback for them
+        problem = f"kind-audit: {exc}"
+    else:
+        problem = ""
+    if problem:
+        pytest.fail(problem, pytrace=False)
     try:
         yield cluster
     finally:
@@ -125,7 +132,7 @@ def audit_log(request: pytest.FixtureRequest, audited_cluster: AuditedCluster) -
 
 
 def _open_window(item: pytest.Item, cluster: AuditedCluster) -> AuditWindow:
-    window = cluster.audit.window(label=f"window of {item.name}")
+    window = cluster.audit.window(label=f"the window of {item.name}")
     item.stash[WINDOW_KEY] = window
     asserts.set_current_window(window)
     return window

@@ -221,9 +221,11 @@ class AuditWindow:
         return AuditEvents([e for e in self._members if query.matches(e)])
 
     def describe(self) -> str:
-        start = self.start.strftime("%H:%M:%S.%f")[:-3] if self.start else "session start"
+        if self.start is None:
+            return "the whole session"
+        start = self.start.strftime("%H:%M:%S.%f")[:-3]
         end = self.end.strftime("%H:%M:%S.%f")[:-3] if self.end else "now"
-        return f"{self.label} {start} to {end}"
+        return f"{self.label} ({start} to {end})"
 
     def assert_audited(
         self, *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any

@@ -1,0 +1,119 @@
+"""Failure messages of the asserts, pinned line by line, over a real recorded log (no cluster needed).
+They are built by the plugin, so --assert=plain gives the same text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+LOG = Path(__file__).parents[1] / "data" / "audit-logs" / "falcosecurity-falco-k8s_audit-trace-files.jsonl"
+
+CONFTEST = f"""
+import pytest
+from pytest_kind_audit import AuditLog, FileSource
+from pytest_kind_audit.asserts import set_current_window
+
+@pytest.fixture(autouse=True)
+def recorded_window():
+    set_current_window(AuditLog(FileSource({str(LOG)!r})).session())
+    yield
+    set_current_window(None)
+"""
+
+TESTS = """
+import re
+import pytest
+from pytest_kind_audit import assert_audited, assert_not_audited
+
+def test_missing():
+    assert_audited(verb="create", resource="namespaces", name="demo", timeout=0)
+
+def test_present():
+    assert_not_audited(verb="create", resource="namespaces")
+
+def test_count():
+    assert_audited(verb="create", resource="configmaps", count=1, timeout=0)
+
+def test_found():
+    events = assert_audited(verb="create", resource="configmaps", count=8, timeout=0)
+    assert {e.name for e in events} == {"my-config"}
+
+def test_unknown_filter():
+    with pytest.raises(TypeError, match="unknown audit filter 'resources'; valid filters: verb, resource"):
+        assert_audited(resources="pods")
+"""
+
+MISSING = [
+    "E       AssertionError: expected at least 1 audit event matching the query, found 0",
+    "E         query:    verb='create' resource='namespaces' name='demo' stage='ResponseComplete'",
+    "E         searched: 51 events in the whole session, waited 0.0s",
+    "E         closest events (5 shown, ranked by number of differing fields):",
+    "E           1. 13:58:49.736  create  namespaces  foo  user=system:anonymous  code=201",
+    "E                differs: name: 'foo' is not 'demo'",
+    "E           2. 13:52:41.558  create  namespaces  foo  user=minikube-user  code=201",
+    "E                differs: name: 'foo' is not 'demo'",
+    "E           3. 13:58:49.736  create  namespaces  foo  user=some-user  code=201",
+    "E                differs: name: 'foo' is not 'demo'",
+    "E           4. 14:26:34.242  create  clusterrolebindings  some-reader-binding  user=minikube-user  code=201",
+    "E                differs: resource: 'clusterrolebindings' is not 'namespaces'; name: 'some-reader-binding' is not 'demo'",
+    "E           5. 14:35:50.627  create  clusterroles  some-reader  user=minikube-user  code=201",
+    "E                differs: resource: 'clusterroles' is not 'namespaces'; name: 'some-reader' is not 'demo'",
+    "E         (use -v to list all 51 non-matching events)",
+]
+PRESENT = [
+    "E       AssertionError: expected no audit event matching the query, found 3",
+    "E         query:    verb='create' resource='namespaces' stage='ResponseComplete'",
+    "E         searched: 51 events in the whole session, watched 0.0s",
+    "E         matching events:",
+    "E           1. 13:58:49.736  create  namespaces  foo  user=system:anonymous  code=201",
+    "E           2. 13:52:41.558  create  namespaces  foo  user=minikube-user  code=201",
+    "E           3. 13:58:49.736  create  namespaces  foo  user=some-user  code=201",
+]
+COUNT = [
+    "E       AssertionError: expected exactly 1 audit event matching the query, found 8",
+    "E         query:    verb='create' resource='configmaps' stage='ResponseComplete'",
+    "E         searched: 51 events in the whole session, waited 0.0s",
+    "E         matching events:",
+    "E           1. 13:13:03.544  create  configmaps  default/my-config  user=minikube-user  code=201",
+    "E           5. 09:51:53.350  create  configmaps  default/my-config  user=minikube-user  code=201",
+    "E         (use -v to list all 8)",
+]
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(TESTS)
+    return pytester
+
+
+@pytest.mark.parametrize("assert_mode", ["rewrite", "plain"])
+def test_failure_messages_line_by_line(run: pytest.Pytester, assert_mode: str) -> None:
+    result = run.runpytest(f"--assert={assert_mode}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.re_match_lines([r"^>\s+assert_audited\(verb=\"create\", resource=\"namespaces\", name=\"demo\""])
+    result.stdout.fnmatch_lines(MISSING, consecutive=True)
+    result.stdout.fnmatch_lines(PRESENT, consecutive=True)
+    result.stdout.fnmatch_lines(COUNT[:5])
+    result.stdout.fnmatch_lines(COUNT[5:], consecutive=True)
+    # Helper frames are hidden: the traceback points at the test line only.
+    result.stdout.no_fnmatch_line("*asserts.py*")
+    result.stdout.no_fnmatch_line("*log.py*")
+
+
+def test_verbose_lists_every_non_matching_event(run: pytest.Pytester) -> None:
+    result = run.runpytest("-v", "-k", "missing")
+    result.stdout.fnmatch_lines(["E         closest events (51 shown, ranked by number of differing fields):"])
+    result.stdout.no_fnmatch_line("*use -v to list*")
+
+
+def test_bare_assert_outside_a_cluster_test_says_what_to_do(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        "from pytest_kind_audit import assert_audited\n"
+        "def test_x():\n"
+        "    assert_audited(verb='get')\n"
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E   *NoAuditWindow: assert_audited() without a target searches the current test's events*"])

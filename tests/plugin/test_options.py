@@ -1,0 +1,165 @@
+"""Options, their precedence, the report header and every usage error, through a real pytest run."""
+
+from __future__ import annotations
+
+import pytest
+
+PASSING = "def test_ok():\n    pass\n"
+USES_CLUSTER = "def test_x(audited_cluster):\n    pass\n"
+LEVEL_CHOICES = "valid levels: None, Metadata, Request, RequestResponse"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("PYTEST_KIND_AUDIT_") or key == "PYTEST_ADDOPTS":
+            monkeypatch.delenv(key)
+
+
+def test_header_echoes_the_settings(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest("--kind-audit-cluster-name=demo", "--kind-audit-timeout=2.5")
+    result.stdout.fnmatch_lines(
+        ["kind-audit: level=Metadata, cluster=demo, image=kind default, kind=kind, keep=no, require=no, timeout=2.5s"]
+    )
+    assert result.ret == 0
+
+
+def test_default_cluster_name_is_unique_per_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING)
+    names = set()
+    for _ in range(2):
+        line = next(x for x in pytester.runpytest().outlines if x.startswith("kind-audit:"))
+        names.add(line.split("cluster=")[1].split(",")[0])
+    assert len(names) == 2 and all(n.startswith("kind-audit-") for n in names)
+
+
+def test_cli_over_env_over_ini_over_default(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(PASSING)
+    pytester.makeini("[pytest]\nkind_audit_level = Request\nkind_audit_keep_cluster = true\n")
+    monkeypatch.setenv("PYTEST_KIND_AUDIT_LEVEL", "RequestResponse")
+    pytester.runpytest("--kind-audit-level=None").stdout.fnmatch_lines(["kind-audit: level=None, *keep=yes*"])
+    pytester.runpytest().stdout.fnmatch_lines(["kind-audit: level=RequestResponse, *"])
+    monkeypatch.delenv("PYTEST_KIND_AUDIT_LEVEL")
+    pytester.runpytest().stdout.fnmatch_lines(["kind-audit: level=Request, *"])
+    monkeypatch.setenv("PYTEST_KIND_AUDIT_KEEP_CLUSTER", "no")
+    pytester.runpytest().stdout.fnmatch_lines(["kind-audit: *keep=no*"])
+
+
+def usage_error(pytester: pytest.Pytester, *args: str, line: str) -> None:
+    pytester.makepyfile(USES_CLUSTER)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {line}"])
+    result.stderr.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    # Nothing was collected, so no cluster fixture ran.
+    result.stdout.no_fnmatch_line("*collected*")
+
+
+def test_invalid_level_on_the_command_line(pytester: pytest.Pytester) -> None:
+    usage_error(pytester, "--kind-audit-level=Verbose",
+                line=f"--kind-audit-level: 'Verbose' is not an audit level; {LEVEL_CHOICES}")  # fmt: skip
+
+
+def test_invalid_level_from_env_names_the_variable(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_KIND_AUDIT_LEVEL", "metadata")
+    usage_error(pytester, line=f"PYTEST_KIND_AUDIT_LEVEL: 'metadata' is not an audit level; {LEVEL_CHOICES}")
+
+
+def test_invalid_level_from_ini_names_the_key(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nkind_audit_level = all\n")
+    usage_error(pytester, line=f"kind_audit_level: 'all' is not an audit level; {LEVEL_CHOICES}")
+
+
+def test_policy_and_level_together(pytester: pytest.Pytester) -> None:
+    policy = pytester.path / "p.yaml"
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Metadata}]\n")
+    usage_error(pytester, f"--kind-audit-policy={policy}", "--kind-audit-level=Request",
+                line="--kind-audit-policy and --kind-audit-level cannot be combined*")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (None, "--kind-audit-policy: audit policy file '*missing.yaml' does not exist"),
+        ("rules: [\n", "--kind-audit-policy: audit policy file '*policy.yaml' is not valid YAML (line 2)"),
+        ("apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules: [{level: None}]\n",
+         "--kind-audit-policy: audit policy *policy.yaml: apiVersion must be audit.k8s.io/v1, got 'audit.k8s.io/v1beta1'"),
+        ("apiVersion: audit.k8s.io/v1\nkind: Pod\nrules: [{level: None}]\n",
+         "--kind-audit-policy: audit policy *policy.yaml: kind must be Policy, got 'Pod'"),
+        ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Full}]\n",
+         f"--kind-audit-policy: audit policy *policy.yaml: rule 1: unknown level 'Full'; {LEVEL_CHOICES}"),
+        ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n",
+         "--kind-audit-policy: audit policy *policy.yaml: has no rules (kube-apiserver refuses a policy with 0 rules)"),
+    ],
+    ids=["missing", "not-yaml", "wrong-apiversion", "wrong-kind", "unknown-level", "no-rules"],
+)  # fmt: skip
+def test_bad_policy_files(pytester: pytest.Pytester, content: str | None, line: str) -> None:
+    if content is None:
+        path = pytester.path / "missing.yaml"
+    else:
+        path = pytester.path / "policy.yaml"
+        path.write_text(content)
+    usage_error(pytester, f"--kind-audit-policy={path}", line=line)
+
+
+def test_policy_that_is_a_directory(pytester: pytest.Pytester) -> None:
+    usage_error(pytester, f"--kind-audit-policy={pytester.path}", line="--kind-audit-policy: * is a directory")
+
+
+def test_bad_timeout(pytester: pytest.Pytester) -> None:
+    usage_error(pytester, "--kind-audit-timeout=soon",
+                line="--kind-audit-timeout: 'soon' is not a number of seconds, e.g. --kind-audit-timeout=10")  # fmt: skip
+
+
+def test_bad_boolean_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_KIND_AUDIT_REQUIRE", "maybe")
+    usage_error(pytester, line="PYTEST_KIND_AUDIT_REQUIRE: 'maybe' is not a boolean; use one of 1, true, *")
+
+
+def test_bad_cluster_name(pytester: pytest.Pytester) -> None:
+    usage_error(pytester, "--kind-audit-cluster-name=My_Cluster",
+                line="--kind-audit-cluster-name: 'My_Cluster' is not a valid kind cluster name;*")  # fmt: skip
+
+
+def test_bad_kind_config(pytester: pytest.Pytester) -> None:
+    path = pytester.path / "kind.yaml"
+    path.write_text("kind: Pod\n")
+    usage_error(pytester, f"--kind-audit-kind-config={path}",
+                line="--kind-audit-kind-config: the kind config must be kind: Cluster*")  # fmt: skip
+
+
+def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest("--fixtures")
+    result.stdout.fnmatch_lines_random(
+        [
+            "audited_cluster [[]session scope[]]*",
+            "audit_log*",
+            "audit_policy [[]session scope[]]*",
+            "kind_config [[]session scope[]]*",
+            "kind_base_config [[]session scope[]]*",
+        ]
+    )
+
+
+def test_missing_kind_skips_and_require_makes_it_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(USES_CLUSTER)
+    result = pytester.runpytest("-rs", "--kind-audit-kind-binary=/nonexistent/kind")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED *kind-audit: *"])
+    result = pytester.runpytest("--kind-audit-kind-binary=/nonexistent/kind", "--kind-audit-require")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*kind-audit: *"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*During handling*")
+    result.stdout.no_fnmatch_line("*site-packages*")
+
+
+def test_tests_without_the_cluster_never_touch_docker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest("--kind-audit-kind-binary=/nonexistent/kind", "--kind-audit-require")
+    result.assert_outcomes(passed=1)
