@@ -1,0 +1,30 @@
+"""The project's own real cluster for the e2e tests: one per session, with a policy that gives each
+level its own namespace, so one cluster shows every level."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_kind_audit import AuditedCluster, AuditPolicy
+
+LEVEL_NAMESPACES = {"None": "lvl-none", "Metadata": "lvl-metadata", "Request": "lvl-request"}
+
+
+@pytest.fixture(scope="session")
+def audit_policy() -> AuditPolicy:
+    base = AuditPolicy.for_level("RequestResponse").to_dict()
+    per_namespace = [{"level": level, "namespaces": [ns]} for level, ns in LEVEL_NAMESPACES.items()]
+    base["rules"] = base["rules"][:-1] + per_namespace + base["rules"][-1:]
+    return AuditPolicy.from_dict(base, source="tests/e2e/conftest.py")
+
+
+@pytest.fixture
+def namespace(audited_cluster: AuditedCluster) -> Iterator[str]:
+    """A fresh namespace for one test."""
+    name = "t-" + secrets.token_hex(4)
+    audited_cluster.kubectl("create", "namespace", name)
+    yield name
+    audited_cluster.kubectl("delete", "namespace", name, "--wait=false")

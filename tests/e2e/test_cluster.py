@@ -1,0 +1,165 @@
+"""Every user-visible feature against the session's real audited cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_kind_audit import AuditedCluster, AuditWindow, assert_audited, assert_not_audited
+
+from .conftest import LEVEL_NAMESPACES
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "kubernetes-admin"
+
+
+def pod_manifest(namespace: str, name: str, label: str = "a") -> str:
+    # The image is never pulled: the pod object is what these tests audit.
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"v": label}},
+        "spec": {"containers": [{"name": "c", "image": "registry.invalid/none:1"}]},
+    })  # fmt: skip
+
+
+def test_the_users_contract(audited_cluster: AuditedCluster) -> None:
+    name = "demo-" + os.urandom(3).hex()
+    audited_cluster.kubectl("create", "namespace", name)
+    (event,) = assert_audited(verb="create", resource="namespaces", name=name)
+    assert event.code == 201
+    assert event.user.username == ADMIN
+    assert "system:masters" in event.user.groups or "kubeadm:cluster-admins" in event.user.groups
+    assert event.decision == "allow"
+    assert event.user_agent.startswith("kubectl")
+    assert event.request_received_timestamp is not None and event.request_received_timestamp.tzinfo is not None
+    audited_cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.mark.parametrize("kind", ["configmaps", "secrets"])
+def test_create_get_list_update_patch_delete(audited_cluster: AuditedCluster, namespace: str, kind: str) -> None:
+    k = audited_cluster.kubectl
+    if kind == "configmaps":
+        k("create", "configmap", "cfg", "-n", namespace, "--from-literal=a=1")
+    else:
+        k("create", "secret", "generic", "cfg", "-n", namespace, "--from-literal=a=1")
+    obj = json.loads(k("get", kind, "cfg", "-n", namespace, "-o", "json"))
+    k("get", kind, "-n", namespace)
+    obj["metadata"]["labels"] = {"updated": "yes"}
+    k("replace", "-f", "-", input=json.dumps(obj))
+    k("patch", kind, "cfg", "-n", namespace, "--type=merge", "-p", '{"metadata":{"annotations":{"p":"1"}}}')
+    k("delete", kind, "cfg", "-n", namespace)
+
+    where = {"resource": kind, "namespace": namespace}
+    assert_audited(verb="create", name="cfg", code=201, count=1, **where)
+    assert_audited(verb="get", name="cfg", code=200, count=1, **where)
+    assert_audited(verb="list", code=200, count=1, **where)
+    assert_audited(verb="update", name="cfg", code=200, count=1, **where)
+    assert_audited(verb="patch", name="cfg", code=200, count=1, **where)
+    assert_audited(verb="delete", name="cfg", code=200, count=1, **where)
+    assert_not_audited(verb=["deletecollection", "watch"], **where)
+
+
+def test_pods_lifecycle(audited_cluster: AuditedCluster, namespace: str) -> None:
+    k = audited_cluster.kubectl
+    k("create", "-f", "-", input=pod_manifest(namespace, "web"))
+    k("get", "pod", "web", "-n", namespace)
+    k("get", "pods", "-n", namespace)
+    k("label", "pod", "web", "-n", namespace, "extra=1")
+    obj = json.loads(k("get", "pod", "web", "-n", namespace, "-o", "json"))
+    obj["metadata"]["labels"]["v"] = "b"
+    k("replace", "-f", "-", input=json.dumps(obj))
+    k("delete", "pod", "web", "-n", namespace, "--wait=false")
+    where = {"resource": "pods", "namespace": namespace, "user": ADMIN}
+    assert_audited(verb="create", name="web", code=201, count=1, **where)
+    assert_audited(verb="get", name="web", code=200, at_least=2, **where)
+    assert_audited(verb="list", code=200, count=1, **where)
+    assert_audited(verb="patch", name="web", code=200, count=1, **where)
+    assert_audited(verb="update", name="web", code=200, count=1, **where)
+    assert_audited(verb="delete", name="web", code=200, count=1, **where)
+
+
+def test_watch_has_response_started_and_complete(audited_cluster: AuditedCluster, namespace: str) -> None:
+    audited_cluster.kubectl("get", "configmaps", "-n", namespace, "--watch", "--request-timeout=2s", check=False)
+    where = {"verb": "watch", "resource": "configmaps", "namespace": namespace, "user": ADMIN}
+    assert_audited(stage="ResponseStarted", count=1, **where)
+    assert_audited(stage="RequestReceived", count=1, **where)
+    assert_audited(count=1, **where)  # ResponseComplete, written once the watch ended
+
+
+def test_forbidden_for_an_impersonated_user(audited_cluster: AuditedCluster, namespace: str) -> None:
+    out = audited_cluster.kubectl("--as=nobody", "get", "secrets", "-n", namespace, check=False)
+    assert out == ""
+    (event,) = assert_audited(verb="list", resource="secrets", namespace=namespace,
+                              impersonated_user="nobody", code=403, decision="forbid")  # fmt: skip
+    assert event.user.username == ADMIN, "the authenticated user is the impersonator"
+    assert event.effective_user.username == "nobody"
+    assert event.response_status is not None and event.response_status.reason == "Forbidden"
+
+
+def test_not_found(audited_cluster: AuditedCluster, namespace: str) -> None:
+    audited_cluster.kubectl("get", "configmap", "missing", "-n", namespace, check=False)
+    (event,) = assert_audited(verb="get", resource="configmaps", name="missing", code=404)
+    assert event.response_status is not None and event.response_status.reason == "NotFound"
+
+
+@pytest.mark.parametrize(
+    ("level", "request_body", "response_body"),
+    [("Metadata", False, False), ("Request", True, False), ("RequestResponse", True, True)],
+)
+def test_each_level_records_the_right_bodies(
+    audited_cluster: AuditedCluster, level: str, request_body: bool, response_body: bool
+) -> None:
+    ns = LEVEL_NAMESPACES.get(level) or "lvl-" + os.urandom(3).hex()
+    audited_cluster.kubectl("create", "namespace", ns, check=False)  # created once per session
+    name = "c-" + os.urandom(3).hex()
+    audited_cluster.kubectl("create", "configmap", name, "-n", ns, "--from-literal=k=v")
+    (event,) = assert_audited(verb="create", resource="configmaps", namespace=ns, name=name)
+    assert event.level == level
+    assert (event.request_object is not None) is request_body
+    assert (event.response_object is not None) is response_body
+    if request_body:
+        assert event.request_object["data"] == {"k": "v"}  # type: ignore[index]
+
+
+def test_level_none_records_nothing(audited_cluster: AuditedCluster) -> None:
+    ns = LEVEL_NAMESPACES["None"]
+    audited_cluster.kubectl("create", "namespace", ns, check=False)
+    audited_cluster.kubectl("create", "configmap", "quiet", "-n", ns, "--from-literal=k=v")
+    audited_cluster.kubectl("get", "configmap", "quiet", "-n", ns)
+    assert_not_audited(namespace=ns, stage=None, timeout=2)
+
+
+def test_audit_log_is_this_tests_window_only(audited_cluster: AuditedCluster, audit_log: AuditWindow) -> None:
+    # kube-system was created by the API server at start-up, long before this test.
+    assert audited_cluster.audit.events(verb="create", resource="namespaces", name="kube-system")
+    assert not audit_log.events(verb="create", resource="namespaces", name="kube-system")
+    audited_cluster.kubectl("get", "namespace", "kube-system")
+    assert audit_log.assert_audited(verb="get", resource="namespaces", name="kube-system", count=1)
+    assert all(e.request_received_timestamp >= audit_log.start for e in audit_log.all())  # type: ignore[operator]
+
+
+def test_session_stream_and_queries(audited_cluster: AuditedCluster, namespace: str) -> None:
+    audited_cluster.kubectl("create", "configmap", "q", "-n", namespace)
+    session = audited_cluster.audit
+    assert session.assert_audited(verb="create", resource="configmaps", namespace=namespace, name="q", count=1)
+    admin_creates = session.events(verb="create", user=ADMIN, namespace=re.compile("t-.*"))
+    assert any(e.name == "q" for e in admin_creates)
+    assert session.events(code=lambda c: c is not None and c >= 500) == []
+
+
+def test_cluster_handle(audited_cluster: AuditedCluster) -> None:
+    assert re.fullmatch(r"v1\.\d+\.\d+", audited_cluster.kubernetes_version)
+    image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE", "")
+    if image.startswith("kind-audit-ci/node:"):
+        assert audited_cluster.kubernetes_version == image.split(":")[1]
+    kubeconfig = Path(audited_cluster.kubeconfig)
+    assert kubeconfig.is_file() and audited_cluster.name in kubeconfig.read_text()
+    default = Path.home() / ".kube" / "config"
+    assert not default.exists() or audited_cluster.name not in default.read_text(), "~/.kube/config was touched"
+    nodes = audited_cluster.kubectl("get", "nodes", "-o", "name").split()
+    assert nodes == [f"node/{audited_cluster.name}-control-plane"]
