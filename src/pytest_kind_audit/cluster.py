@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,8 +140,14 @@ class DockerLogSource:
         result = self.container.exec_run(["tail", "-c", f"+{offset + 1}", self.path], stdout=True, stderr=False)
         if result.exit_code != 0:
             return b""  # not created yet
-        output: bytes = result.output or b""
-        return output
+        return _output(result.output)
+
+
+def _output(output: bytes | Iterator[bytes] | None) -> bytes:
+    # exec_run returns bytes unless streaming was asked for.
+    if output is None:
+        return b""
+    return output if isinstance(output, bytes) else b"".join(output)
 
 
 class AuditedCluster:
@@ -238,8 +244,7 @@ class AuditedCluster:
     def exec_in_node(self, *argv: str) -> str:
         """Run a command in the control-plane container (diagnostics)."""
         result = self._docker.containers.get(self.node).exec_run(list(argv))
-        output: bytes = result.output or b""
-        return output.decode(errors="replace")
+        return _output(result.output).decode(errors="replace")
 
     def delete(self) -> None:
         delete_cluster(self.kind_binary, self.name, self.kubeconfig)

@@ -125,7 +125,7 @@ def audited_cluster(
 def audit_log(request: pytest.FixtureRequest, audited_cluster: AuditedCluster) -> AuditWindow:
     """The audit events of the current test: requests received from its setup on. Offers ``.events()``,
     ``.all()``, ``.assert_audited()`` and ``.assert_not_audited()``."""
-    window = request.node.stash.get(WINDOW_KEY, None)
+    window: AuditWindow | None = request.node.stash.get(WINDOW_KEY, None)
     if window is None:  # requested dynamically, after the window hook ran
         window = _open_window(request.node, audited_cluster)
     return window

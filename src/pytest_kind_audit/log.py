@@ -152,7 +152,12 @@ class AuditLog:
         return AuditWindow(self, None, label="session", first_index=0)
 
     def assert_audited(
-        self, *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any
+        self,
+        *,
+        count: int | None = None,
+        at_least: int | None = None,
+        timeout: float | None = None,
+        **filters: Any,
     ) -> AuditEvents:
         __tracebackhide__ = True
         return self.session().assert_audited(count=count, at_least=at_least, timeout=timeout, **filters)
@@ -228,7 +233,12 @@ class AuditWindow:
         return f"{self.label} ({start} to {end})"
 
     def assert_audited(
-        self, *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any
+        self,
+        *,
+        count: int | None = None,
+        at_least: int | None = None,
+        timeout: float | None = None,
+        **filters: Any,
     ) -> AuditEvents:
         """Wait until the expected events are in the window; AssertionError with the closest events if not."""
         __tracebackhide__ = True

@@ -147,9 +147,7 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
         sources[opt.name] = source
     level = values["level"]
     if level not in LEVELS:
-        where = {"cli": "--kind-audit-level", "env": ENV_PREFIX + "LEVEL", "ini": "kind_audit_level"}[
-            sources["level"]
-        ]
+        where = {"cli": "--kind-audit-level", "env": ENV_PREFIX + "LEVEL", "ini": "kind_audit_level"}[sources["level"]]
         raise pytest.UsageError(f"{where}: {level!r} is not an audit level; valid levels: {', '.join(LEVELS)}")
     if values["policy"] is not None and sources["level"] != "default":
         raise pytest.UsageError(

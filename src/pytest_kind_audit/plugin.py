@@ -4,7 +4,9 @@ The fixtures live in fixtures.py; the work is done by the pytest-free core.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -46,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve(config)
     config.stash[SETTINGS_KEY] = settings
     asserts.default_timeout = settings.timeout
-    asserts.verbosity = max(0, config.get_verbosity() if hasattr(config, "get_verbosity") else config.option.verbose)
+    asserts.verbosity = max(0, int(config.option.verbose))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -57,31 +59,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.keep_cluster:
         return
-    terminalreporter.write_line(
-        f"kind-audit: cluster kept; delete it with: {settings.kind_binary} delete cluster --name {settings.cluster_name}"
-    )
+    command = f"{settings.kind_binary} delete cluster --name {settings.cluster_name}"
+    terminalreporter.write_line(f"kind-audit: cluster kept; delete it with: {command}")
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     window = item.stash.get(WINDOW_KEY, None)
-    if window is None or report.passed or report.skipped or call.when == "setup" and report.passed:
+    if window is None or not report.failed:
         return
     try:
         events = window.all()
     except Exception as exc:  # a dead cluster must not hide the test's own failure
         report.sections.append(("kind-audit events", f"could not read the audit log: {exc}"))
         return
-    if config_verbosity(item.config) >= 2:
-        import json
-
+    if item.config.option.verbose >= 2:  # -vv: every event as the API server wrote it
         text = "\n".join(json.dumps(dict(e.raw), sort_keys=False) for e in events)
     else:
         text = events.summary()
     report.sections.append((f"kind-audit events ({len(events)} in this test)", text or "(none)"))
-
-
-def config_verbosity(config: pytest.Config) -> int:
-    return int(config.option.verbose)

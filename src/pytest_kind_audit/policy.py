@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from .exceptions import PolicyError
 from .events import STAGES
+from .exceptions import PolicyError
 
 __all__ = ["LEVELS", "AuditPolicy"]
 

@@ -90,11 +90,22 @@ def test_kind_auditing_guide_end_to_end(tmp_path: Path, kind_binary: str, node_i
         for needle in ("--audit-log-path=/var/log/kubernetes/kube-apiserver-audit.log",
                        "--audit-policy-file=/etc/kubernetes/policies/audit-policy.yaml",
                        "name: audit-policies", "name: audit-logs"):  # fmt: skip
-            assert needle in manifest, f"{needle!r} missing from kube-apiserver.yaml:\n{textwrap.indent(manifest, '  ')}"
+            assert needle in manifest, (
+                f"{needle!r} missing from kube-apiserver.yaml:\n{textwrap.indent(manifest, '  ')}"
+            )
 
         # A request of our own, and exactly its create event.
         namespace = "guide-" + secrets.token_hex(4)
-        run("docker", "exec", node, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "create", "namespace", namespace)
+        run(
+            "docker",
+            "exec",
+            node,
+            "kubectl",
+            "--kubeconfig=/etc/kubernetes/admin.conf",
+            "create",
+            "namespace",
+            namespace,
+        )
         log = run("docker", "exec", node, "cat", "/var/log/kubernetes/kube-apiserver-audit.log")
         creates = [
             e for e in map(json.loads, filter(str.strip, log.splitlines()))

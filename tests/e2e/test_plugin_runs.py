@@ -58,7 +58,9 @@ def test_readme_example_at_request_response_keeps_the_cluster_and_reports_failur
             "E           1. *  create  namespaces  seen-by-the-report  user=kubernetes-admin  code=201",
             "E                differs: verb: 'create' is not 'delete'",
         ])  # fmt: skip
-        result.stdout.fnmatch_lines(["*- kind-audit events (* in this test) -*", "*create  namespaces  seen-by-the-report*"])
+        result.stdout.fnmatch_lines(
+            ["*- kind-audit events (* in this test) -*", "*create  namespaces  seen-by-the-report*"]
+        )
         result.stdout.fnmatch_lines([f"kind-audit: cluster kept; delete it with: * delete cluster --name {name}"])
         assert node_containers(name) == [f"{name}-control-plane"]
     finally:
@@ -71,8 +73,7 @@ def test_user_kind_config_is_merged_and_ctrl_c_deletes_the_cluster(pytester: pyt
     name = "int-" + secrets.token_hex(3)
     config = pytester.path / "kind.yaml"
     config.write_text(
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n"
-        "  labels:\n    team: audit\n"
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  labels:\n    team: audit\n"
     )
     pytester.makepyfile(
         test_a="""
@@ -102,4 +103,3 @@ def test_user_kind_config_is_merged_and_ctrl_c_deletes_the_cluster(pytester: pyt
         assert node_containers(name) == [], "the interrupted run leaked its cluster"
     finally:
         subprocess.run([kind_binary, "delete", "cluster", "--name", name], capture_output=True, check=False)
-

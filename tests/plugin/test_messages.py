@@ -109,11 +109,9 @@ def test_verbose_lists_every_non_matching_event(run: pytest.Pytester) -> None:
 
 
 def test_bare_assert_outside_a_cluster_test_says_what_to_do(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        "from pytest_kind_audit import assert_audited\n"
-        "def test_x():\n"
-        "    assert_audited(verb='get')\n"
-    )
+    pytester.makepyfile("from pytest_kind_audit import assert_audited\ndef test_x():\n    assert_audited(verb='get')\n")
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["E   *NoAuditWindow: assert_audited() without a target searches the current test's events*"])
+    result.stdout.fnmatch_lines(
+        ["E   *NoAuditWindow: assert_audited() without a target searches the current test's events*"]
+    )

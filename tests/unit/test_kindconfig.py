@@ -26,11 +26,11 @@ def cluster_patch(config: KindConfig) -> dict[str, Any]:
     return patch
 
 
-@pytest.mark.parametrize("kube", KUBE_VERSIONS, ids=lambda v: "k8s-%d.%d" % v[:2])
-@pytest.mark.parametrize("kind", KIND_VERSIONS, ids=lambda v: "kind-%d.%d" % v[:2])
+@pytest.mark.parametrize("kube", KUBE_VERSIONS, ids=lambda v: f"k8s-{v[0]}.{v[1]}")
+@pytest.mark.parametrize("kind", KIND_VERSIONS, ids=lambda v: f"kind-{v[0]}.{v[1]}")
 def test_every_supported_pair(tmp_path: Path, kind: tuple[int, int, int], kube: tuple[int, int, int]) -> None:
     if kind < (0, 32, 0) and kube >= (1, 37, 0):
-        with pytest.raises(ConfigError, match="use kind v0.32.0 or newer"):
+        with pytest.raises(ConfigError, match=r"use kind v0\.32\.0 or newer"):
             build(tmp_path, kind, kube)
         return
     config = build(tmp_path, kind, kube, cgroup_v1_host=True)

@@ -46,7 +46,7 @@ def test_a_partial_last_line_is_held_back_until_its_newline(tmp_path: Path) -> N
 def test_random_chunking_neither_loses_nor_duplicates_events(seed: int) -> None:
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(REAL)), 30))
-    chunks = [REAL[a:b] for a, b in zip([0, *cuts], [*cuts, len(REAL)])]
+    chunks = [REAL[a:b] for a, b in zip([0, *cuts], [*cuts, len(REAL)], strict=True)]
     source = ChunkedSource(chunks)
     log = AuditLog(source)
     for _ in range(len(chunks) + 2):
@@ -82,7 +82,9 @@ def test_window_holds_only_requests_received_in_it(tmp_path: Path) -> None:
     window = AuditLog(FileSource(path)).window(middle)
     inside = window.all()
     assert inside and all(e.request_received_timestamp >= middle for e in inside)  # type: ignore[operator]
-    assert len(inside) == sum(1 for e in events if e.request_received_timestamp and e.request_received_timestamp >= middle)
+    assert len(inside) == sum(
+        1 for e in events if e.request_received_timestamp and e.request_received_timestamp >= middle
+    )
     window.close(stamps[-1])
     assert all(e.request_received_timestamp < stamps[-1] for e in window.all())  # type: ignore[operator]
 
