@@ -112,8 +112,17 @@ class ResponseStatus:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ResponseStatus:
+        if len(data) == 2 and "metadata" in data:  # a plain success, {"metadata":{},"code":200}: shared
+            code = data.get("code")
+            status = _CODES.get(code)
+            if status is None:
+                status = _CODES[code] = cls(code)
+            return status
         get = data.get
         return cls(get("code"), get("status", ""), get("reason", ""), get("message", ""), get("details"))
+
+
+_CODES: dict[Any, ResponseStatus] = {}
 
 
 def parse_time(value: str | None) -> datetime | None:
