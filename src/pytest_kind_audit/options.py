@@ -95,8 +95,9 @@ def add_options(parser: pytest.Parser) -> None:
         else:
             group.addoption(opt.flag, action="store", default=None, metavar=opt.metavar,
                             dest="kind_audit_" + opt.name, help=help_text)  # fmt: skip
-        ini_type = "bool" if opt.kind == "bool" else "string"
-        parser.addini(opt.ini, opt.help, type=ini_type, default=opt.default)  # type: ignore[arg-type]
+        # Every ini value is read as text and converted like the env var (pytest 7 has no float type,
+        # and its string default for None is an empty list).
+        parser.addini(opt.ini, opt.help, type="string", default="")
 
 
 def _convert(opt: Option, raw: Any, source: str) -> Any:
@@ -130,8 +131,8 @@ def _raw(config: pytest.Config, opt: Option, environ: dict[str, str]) -> tuple[A
     if opt.env in environ:
         return environ[opt.env], "env"
     ini = config.getini(opt.ini)
-    if ini not in (None, "", opt.default) or (opt.kind == "bool" and ini):
-        return ini, "ini"
+    if isinstance(ini, str) and ini.strip():
+        return ini.strip(), "ini"
     return opt.default, "default"
 
 
