@@ -15,8 +15,9 @@ from .exceptions import (
     KindAuditError,
     PolicyError,
 )
+from .follow import FileSource
 from .kindconfig import KindConfig
-from .log import AuditEvents, AuditLog, AuditWindow, FileSource
+from .log import AuditEvents, AuditLog, AuditWindow
 from .policy import LEVELS, AuditPolicy
 from .query import FILTERS, AuditQuery
 

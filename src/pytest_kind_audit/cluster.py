@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _commands
 from .exceptions import ClusterError, CommandError, EnvironmentNotReady
+from .follow import LogFollower
 from .kindconfig import AUDIT_LOG_PATH, KindConfig, Version, parse_version
 from .log import AuditLog
 
@@ -128,19 +129,45 @@ def _read_file_from_image(client: docker.DockerClient, image: str, path: str) ->
         container.remove(force=True)
 
 
-class DockerLogSource:
-    """The audit log inside the control-plane container, read through the Docker SDK: only the bytes
-    from ``offset`` on cross the wire (``tail -c +N``), never the whole file."""
+class ContainerFiles:
+    """The audit log's files inside the control-plane container, read through the Docker SDK: only the
+    bytes from an offset on cross the wire (``tail -c +N``), never the whole file."""
+
+    # One open file gives both the inode and the bytes, so a rotation between two reads cannot mix files.
+    _READ = 'exec 3<"$0" || exit 3; stat -L -c "%i %s" /dev/fd/3; tail -c +"$1" <&3'
 
     def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
         self.container = container
         self.path = path
 
-    def read(self, offset: int) -> bytes:
-        result = self.container.exec_run(["tail", "-c", f"+{offset + 1}", self.path], stdout=True, stderr=False)
-        if result.exit_code != 0:
-            return b""  # not created yet
-        return _output(result.output)
+    def _exec(self, *argv: str) -> tuple[int, bytes]:
+        result = self.container.exec_run(list(argv), stdout=True, stderr=False)
+        return result.exit_code or 0, _output(result.output)
+
+    def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
+        code, out = self._exec("sh", "-c", self._READ, self.path, str(offset + 1))
+        if code != 0 or b"\n" not in out:
+            return None, 0, b""  # not created yet
+        head, _, data = out.partition(b"\n")
+        inode, size = head.split()
+        return int(inode), int(size), data
+
+    def backups(self) -> list[tuple[int, str]]:
+        stem, dot, ext = self.path.rpartition(".")
+        pattern = f"{stem}-*.{ext}" if dot else f"{self.path}-*"
+        _, out = self._exec("sh", "-c", f'for f in {pattern}; do [ -e "$f" ] && stat -c "%i %n" "$f"; done; true')
+        rows = [line.split(" ", 1) for line in out.decode().splitlines() if " " in line]
+        return sorted(((int(ino), name) for ino, name in rows), key=lambda row: row[1])
+
+    def read_path(self, path: str, offset: int) -> bytes:
+        return self._exec("tail", "-c", f"+{offset + 1}", path)[1]
+
+
+class DockerLogSource(LogFollower):
+    """The audit log inside a kind node, followed across rotations."""
+
+    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
+        super().__init__(ContainerFiles(container, path))
 
 
 def _output(output: bytes | Iterator[bytes] | None) -> bytes:

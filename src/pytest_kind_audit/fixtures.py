@@ -67,6 +67,7 @@ def kind_base_config(kind_audit_settings: Settings) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def kind_config(
+    kind_audit_settings: Settings,
     kind_base_config: dict[str, Any],
     audit_policy: AuditPolicy,
     kind_audit_environment: Environment,
@@ -82,6 +83,7 @@ def kind_config(
             kind_version=env.kind_version,
             kubernetes_version=env.kubernetes_version,
             base=kind_base_config,
+            apiserver_args=kind_audit_settings.apiserver_args,
             cgroup_v1_host=env.cgroup_v1_host,
         )
     except ConfigError as exc:

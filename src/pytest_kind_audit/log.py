@@ -9,34 +9,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol, overload
 
-from .events import AuditEvent, parse_lines
+from .events import AuditEvent, parse_line, parse_lines
+from .follow import FileSource
 from .query import AuditQuery
 
 __all__ = ["AuditEvents", "AuditLog", "AuditWindow", "FileSource", "LogSource"]
 
 
 class LogSource(Protocol):
-    """Where the log's bytes come from. ``read(offset)`` returns every byte from ``offset`` to the end now."""
+    """Where the log's bytes come from: ``read_new()`` returns every byte written since its last call."""
 
-    def read(self, offset: int) -> bytes: ...
-
-
-class FileSource:
-    """A log file on this machine (a replayed log, a bind-mounted directory)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def read(self, offset: int) -> bytes:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(offset)
-                return f.read()
-        except FileNotFoundError:
-            return b""
+    def read_new(self) -> bytes: ...
 
 
 class AuditEvents(Sequence[AuditEvent]):
@@ -99,30 +84,58 @@ class AuditLog:
         self.source = source
         self.timeout = timeout
         self._events: list[AuditEvent] = []
-        self._offset = 0
+        self._bytes = 0
         self._partial = b""
         self._lock = threading.Lock()
         self.polls = 0
+        #: Lines that were not an event (a write cut short by a crash), first 200 bytes of each.
+        self.corrupt: list[bytes] = []
 
     def poll(self) -> int:
         """Read the bytes written since the last poll; return how many events they completed."""
         with self._lock:
-            data = self.source.read(self._offset)
+            data = self.source.read_new()
             self.polls += 1
             if not data:
                 return 0
-            self._offset += len(data)
+            self._bytes += len(data)
             buf = self._partial + data if self._partial else data
             cut = buf.rfind(b"\n") + 1
             self._partial = buf[cut:]
-            new = parse_lines(buf[:cut].split(b"\n"))
+            lines = buf[:cut].split(b"\n")
+            try:
+                new = parse_lines(lines)
+            except ValueError:
+                new = self._salvage(lines)
             self._events.extend(new)
             return len(new)
 
+    def _salvage(self, lines: list[bytes]) -> list[AuditEvent]:
+        """Parse line by line; a line an API server crash cut short is followed, on the same line, by the
+        next complete event: keep that one."""
+        out = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                event = parse_line(line)
+            except ValueError:
+                start = line.rfind(b'{"kind":"Event"')
+                event = None
+                if start > 0:
+                    try:
+                        event = parse_line(line[start:])
+                    except ValueError:
+                        pass
+                self.corrupt.append(line[: start if start > 0 else 200][:200])
+            if event is not None:
+                out.append(event)
+        return out
+
     @property
-    def offset(self) -> int:
+    def bytes_read(self) -> int:
         """Bytes consumed so far, including a held-back partial line."""
-        return self._offset
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._events)

@@ -55,6 +55,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("timeout", "Seconds assert_audited waits for events to be written (default 10)", 10.0, "float",
            "SECONDS"),
     Option("require", "A missing Docker, kind or node image is an error instead of a skip", False, "bool"),
+    Option("log_maxsize", "Rotate the audit log at this many MB (--audit-log-maxsize; default: the API "
+           "server's own)", 0, "int", "MB"),
 )  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -72,9 +74,15 @@ class Settings:
     keep_cluster: bool
     timeout: float
     require: bool
+    log_maxsize: int
     sources: dict[str, str]
     audit_policy: AuditPolicy
     base_config: dict[str, Any]
+
+    @property
+    def apiserver_args(self) -> dict[str, str]:
+        """Extra kube-apiserver flags the options ask for."""
+        return {"audit-log-maxsize": str(self.log_maxsize)} if self.log_maxsize else {}
 
     def header(self) -> str:
         policy = f"policy={self.policy}" if self.policy else f"level={self.level}"
@@ -111,6 +119,14 @@ def _convert(opt: Option, raw: Any, source: str) -> Any:
         if text in _FALSE:
             return False
         raise pytest.UsageError(f"{where}: {raw!r} is not a boolean; use one of 1, true, yes, on, 0, false, no, off")
+    if opt.kind == "int":
+        try:
+            number = int(str(raw))
+        except ValueError:
+            raise pytest.UsageError(f"{where}: {raw!r} is not a whole number, e.g. {where}=100") from None
+        if number < 0:
+            raise pytest.UsageError(f"{where}: {raw!r} must not be negative")
+        return number
     if opt.kind == "float":
         try:
             value = float(raw)
@@ -179,6 +195,7 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
         keep_cluster=values["keep_cluster"],
         timeout=values["timeout"],
         require=values["require"],
+        log_maxsize=values["log_maxsize"],
         sources=sources,
         audit_policy=policy,
         base_config=base,

@@ -4,6 +4,7 @@ level its own namespace, so one cluster shows every level."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -26,5 +27,10 @@ def namespace(audited_cluster: AuditedCluster) -> Iterator[str]:
     """A fresh namespace for one test."""
     name = "t-" + secrets.token_hex(4)
     audited_cluster.kubectl("create", "namespace", name)
+    # Pods need the namespace's default ServiceAccount, which a controller creates moments later.
+    deadline = time.monotonic() + 60
+    while audited_cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False) == "":
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {name} after 60s"
+        time.sleep(0.5)
     yield name
     audited_cluster.kubectl("delete", "namespace", name, "--wait=false")

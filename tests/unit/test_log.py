@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_kind_audit import AuditLog, FileSource, parse_text
+from pytest_kind_audit.follow import LocalFiles, LogFollower
 
 LOGS = Path(__file__).parents[1] / "data" / "audit-logs"
 REAL = (LOGS / "falcosecurity-falco-k8s_audit-trace-files.jsonl").read_bytes()
@@ -17,15 +18,20 @@ class ChunkedSource:
 
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks
-        self.written = b""
+
+    def read_new(self) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+class CountingFiles(LocalFiles):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
         self.reads: list[tuple[int, int]] = []
 
-    def read(self, offset: int) -> bytes:
-        if self.chunks:
-            self.written += self.chunks.pop(0)
-        data = self.written[offset:]
+    def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
+        inode, size, data = super().read_current(offset)
         self.reads.append((offset, len(data)))
-        return data
+        return inode, size, data
 
 
 def test_a_partial_last_line_is_held_back_until_its_newline(tmp_path: Path) -> None:
@@ -54,17 +60,94 @@ def test_random_chunking_neither_loses_nor_duplicates_events(seed: int) -> None:
     assert list(log.all()) == parse_text(REAL.decode())
 
 
-def test_each_poll_reads_only_the_new_bytes() -> None:
+def test_each_poll_reads_only_the_new_bytes(tmp_path: Path) -> None:
     lines = REAL.splitlines(keepends=True)
-    source = ChunkedSource([b"".join(lines[:10]), b"".join(lines[10:])])
-    log = AuditLog(source)
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"".join(lines[:10]))
+    files = CountingFiles(path)
+    log = AuditLog(LogFollower(files))
+    log.poll()
+    with path.open("ab") as f:
+        f.write(b"".join(lines[10:]))
     log.poll()
     log.poll()
-    log.poll()
-    first, second, third = source.reads
+    first, second, third = files.reads
     assert first == (0, len(b"".join(lines[:10])))
     assert second[0] == first[1] and second[0] + second[1] == len(REAL)
     assert third == (len(REAL), 0)
+    assert list(log.all()) == parse_text(REAL.decode())
+
+
+def rotate(path: Path, n: int) -> None:
+    """What lumberjack does: rename the live file to <stem>-<time>.log; the next write starts a new one."""
+    path.rename(path.with_name(f"{path.stem}-2026-11-28T00-00-{n:02d}.000{path.suffix}"))
+
+
+@pytest.mark.parametrize("rotations_between_polls", [1, 2, 3])
+def test_rotation_neither_loses_nor_duplicates_events(tmp_path: Path, rotations_between_polls: int) -> None:
+    lines = REAL.splitlines(keepends=True)
+    path = tmp_path / "kube-apiserver-audit.log"
+    log = AuditLog(FileSource(path))
+    cursor, n = 0, 0
+    while cursor < len(lines):
+        for _ in range(rotations_between_polls):
+            with path.open("ab") as f:
+                f.write(b"".join(lines[cursor : cursor + 5]))
+            cursor += 5
+            n += 1
+            rotate(path, n)
+        with path.open("ab") as f:  # the new live file gets a few lines before the next poll
+            f.write(b"".join(lines[cursor : cursor + 2]))
+        cursor += 2
+        log.poll()
+    assert list(log.all()) == parse_text(REAL.decode())
+    assert log.source.rotations > 0  # type: ignore[attr-defined]
+
+
+def test_a_deleted_backup_is_counted_as_lost(tmp_path: Path) -> None:
+    lines = REAL.splitlines(keepends=True)
+    path = tmp_path / "kube-apiserver-audit.log"
+    path.write_bytes(b"".join(lines[:3]))
+    source = FileSource(path)
+    log = AuditLog(source)
+    log.poll()
+    with path.open("ab") as f:
+        f.write(lines[3])
+    rotate(path, 1)
+    next(tmp_path.glob("kube-apiserver-audit-*.log")).unlink()  # --audit-log-maxbackup at work
+    path.write_bytes(lines[4])
+    log.poll()
+    assert [e.audit_id for e in log.all()] == [
+        e.audit_id for e in parse_text(b"".join([*lines[:3], lines[4]]).decode())
+    ]
+    assert source.lost_files == 1
+
+
+def test_a_line_cut_by_a_crash_is_skipped_and_the_next_event_kept(tmp_path: Path) -> None:
+    lines = [x for x in REAL.splitlines(keepends=True) if x.strip()]
+    path = tmp_path / "audit.log"
+    cut = lines[1][: len(lines[1]) // 2]  # the API server died mid-write; after restart it appends
+    restarted = lines[2].replace(b'{"annotations"', b'{"kind":"Event","annotations"', 1)
+    path.write_bytes(lines[0] + cut + restarted + lines[3])
+    log = AuditLog(FileSource(path))
+    log.poll()
+    assert [e.audit_id for e in log.all()] == [
+        e.audit_id for e in parse_text((lines[0] + restarted + lines[3]).decode())
+    ]
+    assert log.corrupt == [cut[:200]]
+
+
+def test_skip_existing_starts_at_the_end(tmp_path: Path) -> None:
+    lines = REAL.splitlines(keepends=True)
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"".join(lines[:10]) + lines[10][:50])
+    source = FileSource(path)
+    source.skip_existing()
+    log = AuditLog(source)
+    with path.open("ab") as f:
+        f.write(lines[10][50:] + lines[11])
+    log.poll()
+    assert [e.audit_id for e in log.all()] == [e.audit_id for e in parse_text((lines[10] + lines[11]).decode())]
 
 
 def test_missing_file_reads_as_empty(tmp_path: Path) -> None:

@@ -1,0 +1,110 @@
+"""Following a log file that the API server rotates (lumberjack: rename to ``<name>-<time>.log``, start a
+new file), so that every byte is read exactly once, in order, across rotations and restarts.
+
+The file system is abstracted (``LogFiles``) so the same logic serves a local file and a file inside a
+container read through the Docker SDK.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["FileSource", "LocalFiles", "LogFiles", "LogFollower"]
+
+
+class LogFiles(Protocol):
+    """The three reads a follower needs."""
+
+    def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
+        """The inode and size of the live file and its bytes from ``offset``, from one open file (so all
+        three agree); ``(None, 0, b"")`` while it does not exist."""
+        ...
+
+    def backups(self) -> list[tuple[int, str]]:
+        """Rotated files as (inode, path), oldest first."""
+        ...
+
+    def read_path(self, path: str, offset: int) -> bytes: ...
+
+
+class LogFollower:
+    """Turns a rotating file into one stream: ``read_new()`` returns what was written since its last call."""
+
+    def __init__(self, files: LogFiles) -> None:
+        self.files = files
+        self.inode: int | None = None
+        self.offset = 0
+        self.rotations = 0
+        #: Rotated files that were gone (deleted by --audit-log-maxbackup) before we read them.
+        self.lost_files = 0
+
+    def read_new(self) -> bytes:
+        inode, size, data = self.files.read_current(self.offset)
+        if inode is None:
+            return b""
+        if self.inode is None:  # first read: anything already rotated out comes first
+            self.inode, self.offset = inode, len(data)
+            return b"".join([*(self.files.read_path(path, 0) for _, path in self.files.backups()), data])
+        if inode == self.inode and size >= self.offset:
+            self.offset += len(data)
+            return data
+        # A new inode, or the same inode smaller than what we read (a deleted backup's inode reused).
+        return self._after_rotation()
+
+    def skip_existing(self) -> None:
+        """Start from the live file's current end (attaching to a cluster that has history)."""
+        inode, _, data = self.files.read_current(0)
+        self.inode, self.offset = inode, len(data)
+        if data and not data.endswith(b"\n"):  # never start in the middle of a line
+            self.offset = data.rfind(b"\n") + 1
+
+    def _after_rotation(self) -> bytes:
+        chunks = []
+        backups = self.files.backups()
+        position = next((i for i, (ino, _) in enumerate(backups) if ino == self.inode), None)
+        if position is None:
+            self.lost_files += 1
+        else:
+            # The rest of the file we were reading, then any file rotated out after it.
+            chunks.append(self.files.read_path(backups[position][1], self.offset))
+            chunks += [self.files.read_path(path, 0) for _, path in backups[position + 1 :]]
+        inode, _, data = self.files.read_current(0)
+        self.rotations += 1
+        self.inode, self.offset = inode, len(data)
+        chunks.append(data)
+        return b"".join(chunks)
+
+
+class LocalFiles:
+    """A log on this machine's file system."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
+        try:
+            with self.path.open("rb") as f:
+                st = os.fstat(f.fileno())
+                f.seek(offset)
+                return st.st_ino, st.st_size, f.read()
+        except FileNotFoundError:
+            return None, 0, b""
+
+    def backups(self) -> list[tuple[int, str]]:
+        pattern = f"{self.path.stem}-*{self.path.suffix}"
+        return [(p.stat().st_ino, str(p)) for p in sorted(self.path.parent.glob(pattern))]
+
+    def read_path(self, path: str, offset: int) -> bytes:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+
+
+class FileSource(LogFollower):
+    """A log file on this machine (a replayed log, a bind-mounted directory), rotation included."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(LocalFiles(path))
+        self.path = Path(path)
