@@ -13,6 +13,7 @@ Usable from a script::
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -21,11 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from . import _commands
 from .exceptions import ClusterError, CommandError, EnvironmentNotReady
 from .follow import LogFollower
 from .kindconfig import AUDIT_LOG_PATH, KindConfig, Version, parse_version
 from .log import AuditLog
+from .ownership import Fingerprint, Records, stale_clusters, write_fingerprint
 
 if TYPE_CHECKING:
     import docker
@@ -189,20 +193,29 @@ class AuditedCluster:
         environment: Environment | None = None,
         timeout: float = 10.0,
         created: bool = True,
+        records: Records | None = None,
+        skip_history: bool = False,
     ) -> None:
         self.name = name
         self.kind_binary = kind_binary
         self.kubeconfig = kubeconfig
         self.environment = environment
+        #: True when this process created the cluster, False when it attached to an existing one.
         self.created = created
         self.created_at = datetime.now(timezone.utc)
         self.node = f"{name}-control-plane"
+        #: The user name this process's kubectl acts as.
+        self.identity = "kubernetes-admin"
+        self.records = records
         self._docker = docker_client()
         try:
-            container = self._docker.containers.get(self.node)
+            self.container = self._docker.containers.get(self.node)
         except Exception as exc:
             raise ClusterError(f"control-plane container {self.node!r} not found: {_first_line(exc)}") from None
-        self.audit = AuditLog(DockerLogSource(container), timeout=timeout)
+        source = DockerLogSource(self.container)
+        if skip_history:  # a reused cluster: this session's events start now
+            source.skip_existing()
+        self.audit = AuditLog(source, timeout=timeout)
         self._kubectl = shutil.which("kubectl")
 
     @classmethod
@@ -214,9 +227,15 @@ class AuditedCluster:
         workdir: Path,
         environment: Environment,
         timeout: float = 10.0,
+        fingerprint: Fingerprint | None = None,
+        records: Records | None = None,
     ) -> AuditedCluster:
-        """Create the cluster (kind create cluster) with its own kubeconfig; delete it again if anything fails."""
+        """Create the cluster (kind create cluster) with its own kubeconfig; delete it again if anything fails.
+
+        The host record is written first, so a run killed mid-creation can be cleaned up by the next one."""
         workdir.mkdir(parents=True, exist_ok=True)
+        if records is not None and fingerprint is not None:
+            records.write(name, fingerprint)
         config_path = config.write(workdir / "kind-config.yaml")
         kubeconfig = workdir / "kubeconfig"
         argv = [
@@ -228,10 +247,14 @@ class AuditedCluster:
         try:
             _commands.run(argv, timeout=CREATE_TIMEOUT)
             cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig,
-                          environment=environment, timeout=timeout)  # fmt: skip
+                          environment=environment, timeout=timeout, records=records)  # fmt: skip
+            if fingerprint is not None:
+                write_fingerprint(cluster.container, fingerprint)
             cluster.wait_for_audit_log()
         except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
             delete_cluster(environment.kind_binary, name, kubeconfig)
+            if records is not None:
+                records.remove(name)
             if isinstance(exc, CommandError):
                 raise ClusterError(
                     f"kind create cluster {name!r} failed: {_last_lines(exc.stderr)}\n"
@@ -240,6 +263,45 @@ class AuditedCluster:
                 ) from None
             raise
         return cluster
+
+    @classmethod
+    def attach(
+        cls,
+        *,
+        name: str,
+        workdir: Path,
+        environment: Environment,
+        timeout: float = 10.0,
+        skip_history: bool = False,
+        records: Records | None = None,
+    ) -> AuditedCluster:
+        """Use a running cluster: export its kubeconfig to ``workdir`` (never ~/.kube/config)."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        kubeconfig = workdir / f"kubeconfig-{os.getpid()}"
+        try:
+            _commands.run([environment.kind_binary, "export", "kubeconfig", "--name", name,
+                           "--kubeconfig", str(kubeconfig)], timeout=60)  # fmt: skip
+        except CommandError as exc:
+            raise ClusterError(f"cannot use cluster {name!r}: {_last_lines(exc.stderr, 2)}") from None
+        return cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, environment=environment,
+                   timeout=timeout, created=False, skip_history=skip_history, records=records)  # fmt: skip
+
+    def use_identity(self, user: str, path: Path) -> None:
+        """Act as ``user`` (a cluster admin, group system:masters) from now on: a client certificate made
+        in the node, so this process's requests can be told apart in the audit log."""
+        result = self.container.exec_run(
+            ["kubeadm", "kubeconfig", "user", f"--client-name={user}", "--org=system:masters",
+             "--config=/kind/kubeadm.conf"], stdout=True, stderr=False,
+        )  # fmt: skip
+        if result.exit_code != 0:
+            raise ClusterError(f"could not make a client certificate for {user!r} in {self.node}")
+        config = yaml.safe_load(_output(result.output))
+        server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = server  # the node's name resolves only on the Docker network
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        self.kubeconfig, self.identity = path, user
 
     def wait_for_audit_log(self, timeout: float = 60.0) -> None:
         """Auditing is on once the log holds an event; an existing empty file proves nothing."""
@@ -275,6 +337,8 @@ class AuditedCluster:
 
     def delete(self) -> None:
         delete_cluster(self.kind_binary, self.name, self.kubeconfig)
+        if self.records is not None:
+            self.records.remove(self.name)
 
     def __repr__(self) -> str:
         return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
@@ -285,6 +349,15 @@ def delete_cluster(kind_binary: str, name: str, kubeconfig: Path | None = None) 
     if kubeconfig is not None:
         argv += ["--kubeconfig", str(kubeconfig)]
     _commands.run(argv, timeout=300, check=False)
+
+
+def reap_stale(kind_binary: str, records: Records) -> dict[str, str]:
+    """Delete the clusters interrupted runs of this plugin left behind; return name -> why."""
+    stale = stale_clusters(docker_client(), records)
+    for name in stale:
+        delete_cluster(kind_binary, name)
+        records.remove(name)
+    return stale
 
 
 def _last_lines(text: str, n: int = 8) -> str:

@@ -13,11 +13,13 @@ import pytest
 from . import asserts
 from .cluster import AuditedCluster, Environment, check_environment
 from .exceptions import ConfigError, EnvironmentNotReady, KindAuditError
+from .hub import WORKER_USER_PREFIX
 from .kindconfig import KindConfig
 from .log import AuditWindow
 from .options import Settings
 from .policy import AuditPolicy
-from .state import SETTINGS_KEY, WINDOW_KEY
+from .provision import ClusterRequest, obtain_cluster
+from .state import HUB_KEY, SETTINGS_KEY, WINDOW_KEY
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -93,34 +95,36 @@ def kind_config(
 
 @pytest.fixture(scope="session")
 def audited_cluster(
+    pytestconfig: pytest.Config,
     kind_config: KindConfig,
+    audit_policy: AuditPolicy,
     kind_audit_environment: Environment,
     kind_audit_settings: Settings,
-    kind_audit_workdir: Path,
-) -> Iterator[AuditedCluster]:
-    """A kind cluster with API auditing, created once per session and deleted at the end (also after
-    failures and Ctrl-C) unless --kind-audit-keep-cluster. Offers ``.kubectl()``, ``.kubeconfig``,
-    ``.name``, ``.kubernetes_version`` and ``.audit``, the session's audit events."""
+) -> AuditedCluster:
+    """A kind cluster with API auditing, one per run (shared by all pytest-xdist workers) and deleted
+    once at the end (also after failures and Ctrl-C) unless kept or reused. Offers ``.kubectl()``,
+    ``.kubeconfig``, ``.name``, ``.kubernetes_version`` and ``.audit``, the session's audit events."""
     s = kind_audit_settings
+    request = ClusterRequest(
+        name=s.cluster_name,
+        config=kind_config,
+        policy_yaml=audit_policy.to_yaml(),
+        workdir=Path(pytestconfig.stash[HUB_KEY].state_dir),
+        environment=kind_audit_environment,
+        timeout=s.timeout,
+        keep=s.keep_cluster,
+        reuse=s.reuse_cluster,
+    )
     try:
-        cluster = AuditedCluster.create(
-            name=s.cluster_name,
-            config=kind_config,
-            workdir=kind_audit_workdir,
-            environment=kind_audit_environment,
-            timeout=s.timeout,
-        )
+        cluster = obtain_cluster(pytestconfig.stash[HUB_KEY], request)
     except KindAuditError as exc:  # the core's errors carry the whole story; no traceback for them
         problem = f"kind-audit: {exc}"
     else:
         problem = ""
     if problem:
         pytest.fail(problem, pytrace=False)
-    try:
-        yield cluster
-    finally:
-        if not s.keep_cluster:
-            cluster.delete()
+    # Deleted by the run's owner in pytest_sessionfinish, after every worker is done.
+    return cluster
 
 
 @pytest.fixture
@@ -134,7 +138,14 @@ def audit_log(request: pytest.FixtureRequest, audited_cluster: AuditedCluster) -
 
 
 def _open_window(item: pytest.Item, cluster: AuditedCluster) -> AuditWindow:
-    window = cluster.audit.window(label=f"the window of {item.name}")
+    own = cluster.identity
+    # Under xdist each worker acts as its own user: another worker's requests are not this test's.
+    foreign = (
+        (lambda e: e.user.username.startswith(WORKER_USER_PREFIX) and e.user.username != own)
+        if own.startswith(WORKER_USER_PREFIX)
+        else None
+    )
+    window = cluster.audit.window(label=f"the window of {item.name}", foreign=foreign)
     item.stash[WINDOW_KEY] = window
     asserts.set_current_window(window)
     return window

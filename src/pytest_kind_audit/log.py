@@ -7,7 +7,7 @@ is dropped, parsed twice or mis-parsed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol, overload
 
@@ -156,9 +156,16 @@ class AuditLog:
         self.poll()
         return AuditEvents(self.snapshot())
 
-    def window(self, start: datetime | None = None, *, label: str = "window") -> AuditWindow:
-        """A view of the events of requests received from ``start`` (default: now) on."""
-        return AuditWindow(self, start or datetime.now(timezone.utc), label=label)
+    def window(
+        self,
+        start: datetime | None = None,
+        *,
+        label: str = "window",
+        foreign: Callable[[AuditEvent], bool] | None = None,
+    ) -> AuditWindow:
+        """A view of the events of requests received from ``start`` (default: now) on, less those
+        ``foreign`` says belong to someone else."""
+        return AuditWindow(self, start or datetime.now(timezone.utc), label=label, foreign=foreign)
 
     def session(self) -> AuditWindow:
         """A view of every event of the session."""
@@ -190,8 +197,10 @@ class AuditWindow:
         *,
         label: str = "window",
         first_index: int | None = None,
+        foreign: Callable[[AuditEvent], bool] | None = None,
     ) -> None:
         self.log = log
+        self.foreign = foreign
         self.start = start
         self.end: datetime | None = None
         self.label = label
@@ -205,6 +214,8 @@ class AuditWindow:
         self._members = [e for e in self._members if self._contains(e)]
 
     def _contains(self, event: AuditEvent) -> bool:
+        if self.foreign is not None and self.foreign(event):
+            return False
         ts = event.request_received_timestamp or event.stage_timestamp
         if ts is None:
             return self.start is None

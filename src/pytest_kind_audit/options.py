@@ -52,6 +52,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("image", "Node image for kind create cluster (default: kind's own)", None, metavar="IMAGE"),
     Option("kind_binary", "The kind executable (default: kind on PATH)", "kind", metavar="PATH"),
     Option("keep_cluster", "Keep the cluster after the run (its delete command is printed)", False, "bool"),
+    Option("reuse_cluster", "Reuse a running cluster of that name made by this plugin if its audit "
+           "configuration matches (else create and keep it); default name kind-audit", False, "bool"),
     Option("timeout", "Seconds assert_audited waits for events to be written (default 10)", 10.0, "float",
            "SECONDS"),
     Option("require", "A missing Docker, kind or node image is an error instead of a skip", False, "bool"),
@@ -72,6 +74,7 @@ class Settings:
     image: str
     kind_binary: str
     keep_cluster: bool
+    reuse_cluster: bool
     timeout: float
     require: bool
     log_maxsize: int
@@ -84,11 +87,12 @@ class Settings:
         """Extra kube-apiserver flags the options ask for."""
         return {"audit-log-maxsize": str(self.log_maxsize)} if self.log_maxsize else {}
 
-    def header(self) -> str:
+    def header(self, how: str = "created") -> str:
         policy = f"policy={self.policy}" if self.policy else f"level={self.level}"
         return (
-            f"kind-audit: {policy}, cluster={self.cluster_name}, image={self.image or 'kind default'}, "
+            f"kind-audit: {policy}, cluster={self.cluster_name} ({how}), image={self.image or 'kind default'}, "
             f"kind={self.kind_binary}, keep={'yes' if self.keep_cluster else 'no'}, "
+            f"reuse={'yes' if self.reuse_cluster else 'no'}, "
             f"require={'yes' if self.require else 'no'}, timeout={self.timeout:g}s"
         )
 
@@ -179,7 +183,8 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
         base = load_base(values["kind_config"]) if values["kind_config"] else {}
     except ConfigError as exc:
         raise pytest.UsageError(f"--kind-audit-kind-config: {exc}") from None
-    name = values["cluster_name"] or new_name()
+    # Reuse needs a name that outlives the run.
+    name = values["cluster_name"] or ("kind-audit" if values["reuse_cluster"] else new_name())
     if not _valid_cluster_name(name):
         raise pytest.UsageError(
             f"--kind-audit-cluster-name: {name!r} is not a valid kind cluster name; use lowercase letters, "
@@ -193,6 +198,7 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
         image=values["image"] or "",
         kind_binary=values["kind_binary"] or "kind",
         keep_cluster=values["keep_cluster"],
+        reuse_cluster=values["reuse_cluster"],
         timeout=values["timeout"],
         require=values["require"],
         log_maxsize=values["log_maxsize"],

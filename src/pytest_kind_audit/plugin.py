@@ -4,6 +4,7 @@ The fixtures live in fixtures.py; the work is done by the pytest-free core.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Generator
 from typing import Any
@@ -22,8 +23,10 @@ from .fixtures import (
     kind_base_config,
     kind_config,
 )
+from .hub import ClusterHub
 from .options import add_options, resolve
-from .state import SETTINGS_KEY, WINDOW_KEY
+from .provision import cluster_exists, finish_run
+from .state import FINISHED_KEY, HUB_KEY, SETTINGS_KEY, WINDOW_KEY
 
 __all__ = [
     "_kind_audit_test_window",
@@ -46,21 +49,67 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # Validated here, so a bad option or policy stops the run before any cluster exists.
     settings = resolve(config)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "kind_audit" in workerinput:
+        shared = workerinput["kind_audit"]
+        hub = ClusterHub.for_worker(shared, workerinput["workerid"])
+        settings = dataclasses.replace(settings, cluster_name=shared["cluster_name"])
+    else:
+        hub = ClusterHub.new_run()
     config.stash[SETTINGS_KEY] = settings
+    config.stash[HUB_KEY] = hub
     asserts.default_timeout = settings.timeout
     asserts.verbosity = max(0, int(config.option.verbose))
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "kind-audit-xdist")
+
+
+class XdistHooks:
+    """Hands the run's state directory and cluster name to every worker (a random default name would
+    otherwise differ per process)."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        config = node.config
+        shared = config.stash[HUB_KEY].to_workerinput()
+        shared["cluster_name"] = config.stash[SETTINGS_KEY].cluster_name
+        node.workerinput["kind_audit"] = shared
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # trylast: after pytest has torn down every fixture; under xdist, after every worker has finished.
+    config = session.config
+    hub = config.stash.get(HUB_KEY, None)
+    if hub is None or hub.is_worker:
+        return
+    s = config.stash[SETTINGS_KEY]
+    config.stash[FINISHED_KEY] = finish_run(hub, s.kind_binary, keep=s.keep_cluster or s.reuse_cluster)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return config.stash[SETTINGS_KEY].header()
+    settings = config.stash[SETTINGS_KEY]
+    how = "created"
+    if settings.reuse_cluster and cluster_exists(settings.cluster_name):
+        how = "reused"
+    return settings.header(how)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None or not settings.keep_cluster:
+    state = config.stash.get(FINISHED_KEY, None)
+    if settings is None or state is None:
         return
-    command = f"{settings.kind_binary} delete cluster --name {settings.cluster_name}"
-    terminalreporter.write_line(f"kind-audit: cluster kept; delete it with: {command}")
+    for name, why in state.reaped.items():
+        terminalreporter.write_line(f"kind-audit: removed stale cluster {name}: {why}")
+    if state.status != "ready":
+        return
+    how = "reused" if state.reused else f"created {state.creations} time{'s' if state.creations != 1 else ''}"
+    shared = f", shared by {len(state.workers)} workers" if state.workers else ""
+    kept = settings.keep_cluster or settings.reuse_cluster
+    terminalreporter.write_line(f"kind-audit: cluster {state.name} {how}{shared}, {'kept' if kept else 'deleted'}")
+    if kept:
+        command = f"{settings.kind_binary} delete cluster --name {settings.cluster_name}"
+        terminalreporter.write_line(f"kind-audit: cluster kept; delete it with: {command}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from .hub import ClusterHub, HubState
 from .log import AuditWindow
 from .options import Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 WINDOW_KEY = pytest.StashKey[AuditWindow]()
-CLUSTER_NAME_KEY = pytest.StashKey[str]()
+HUB_KEY = pytest.StashKey[ClusterHub]()
+FINISHED_KEY = pytest.StashKey[HubState]()

@@ -49,7 +49,9 @@ def test_readme_example_at_request_response_keeps_the_cluster_and_reports_failur
             "-p", "no:cacheprovider", timeout=900,
         )  # fmt: skip
         result.assert_outcomes(passed=3, failed=1)
-        result.stdout.fnmatch_lines([f"kind-audit: level=RequestResponse, cluster={name}, *keep=yes, require=yes*"])
+        result.stdout.fnmatch_lines(
+            [f"kind-audit: level=RequestResponse, cluster={name} (created), *keep=yes, reuse=no, require=yes*"]
+        )
         result.stdout.fnmatch_lines([
             "E       AssertionError: expected at least 1 audit event matching the query, found 0",
             "E         query:    verb='delete' resource='namespaces' name='seen-by-the-report' stage='ResponseComplete'",

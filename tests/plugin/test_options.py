@@ -22,7 +22,10 @@ def test_header_echoes_the_settings(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PASSING)
     result = pytester.runpytest("--kind-audit-cluster-name=demo", "--kind-audit-timeout=2.5")
     result.stdout.fnmatch_lines(
-        ["kind-audit: level=Metadata, cluster=demo, image=kind default, kind=kind, keep=no, require=no, timeout=2.5s"]
+        [
+            "kind-audit: level=Metadata, cluster=demo (created), image=kind default, kind=kind, keep=no, reuse=no, "
+            "require=no, timeout=2.5s"
+        ]
     )
     assert result.ret == 0
 
@@ -32,7 +35,7 @@ def test_default_cluster_name_is_unique_per_run(pytester: pytest.Pytester) -> No
     names = set()
     for _ in range(2):
         line = next(x for x in pytester.runpytest().outlines if x.startswith("kind-audit:"))
-        names.add(line.split("cluster=")[1].split(",")[0])
+        names.add(line.split("cluster=")[1].split(" ")[0])
     assert len(names) == 2 and all(n.startswith("kind-audit-") for n in names)
 
 

@@ -1,0 +1,179 @@
+"""Which clusters this plugin made, for whom, with what audit configuration; and removing the ones an
+interrupted run left behind (never a cluster the plugin did not create).
+
+Two records of each cluster:
+* a fingerprint file inside the control-plane container (``/kind-audit/cluster.json``): run id, creation
+  time, creator, and the audit configuration a reuse must match;
+* a host record written *before* ``kind create`` starts, so a run killed mid-creation is still known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import tarfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+__all__ = ["FINGERPRINT_PATH", "Fingerprint", "Records", "process_start", "read_fingerprint", "write_fingerprint"]
+
+FINGERPRINT_DIR = "/kind-audit"
+FINGERPRINT_PATH = f"{FINGERPRINT_DIR}/cluster.json"
+# What must be equal for a cluster to be reused.
+MATCHED = ("policy_sha256", "backend", "image", "apiserver_args")
+
+
+def process_start(pid: int) -> str:
+    """The start time of ``pid`` in clock ticks since boot, plus the boot id: with the pid, it names one
+    process for good (a pid alone is reused). ``""`` if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def alive(pid: int, start: str) -> bool:
+    return bool(start) and process_start(pid) == start
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    run_id: str
+    policy_sha256: str
+    image: str
+    apiserver_args: Mapping[str, str] = field(default_factory=dict)
+    backend: str = "log"
+    keep: bool = False
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    host: str = field(default_factory=socket.gethostname)
+    owner_pid: int = field(default_factory=os.getpid)
+    owner_start: str = field(default_factory=lambda: process_start(os.getpid()))
+    plugin: str = "pytest-kind-audit"
+
+    @staticmethod
+    def policy_hash(policy_yaml: str) -> str:
+        return hashlib.sha256(policy_yaml.encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Fingerprint | None:
+        try:
+            data = json.loads(text)
+            if data.get("plugin") != "pytest-kind-audit":
+                return None
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (ValueError, TypeError, AttributeError):
+            return None
+
+    def mismatches(self, wanted: Fingerprint) -> list[str]:
+        """The audit settings that differ, as readable lines."""
+        out = []
+        for key in MATCHED:
+            have, want = getattr(self, key), getattr(wanted, key)
+            if key == "apiserver_args":
+                have, want = dict(have), dict(want)
+            if have != want:
+                if key == "policy_sha256":
+                    out.append(f"audit policy differs (sha256 {have[:12]} on the cluster, {want[:12]} requested)")
+                else:
+                    out.append(f"{key}: {have!r} on the cluster, {want!r} requested")
+        return out
+
+    def owner_alive(self) -> bool:
+        return self.host == socket.gethostname() and alive(self.owner_pid, self.owner_start)
+
+
+def write_fingerprint(container: Container, fingerprint: Fingerprint) -> None:
+    data = fingerprint.to_json().encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("cluster.json")
+        info.size, info.mtime = len(data), int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    container.exec_run(["mkdir", "-p", FINGERPRINT_DIR])
+    container.put_archive(FINGERPRINT_DIR, buf.getvalue())
+
+
+def read_fingerprint(container: Container) -> Fingerprint | None:
+    result = container.exec_run(["cat", FINGERPRINT_PATH], stdout=True, stderr=False)
+    if result.exit_code != 0 or not isinstance(result.output, bytes):
+        return None
+    return Fingerprint.from_json(result.output)
+
+
+def control_planes(client: docker.DockerClient) -> dict[str, Container]:
+    """Every kind cluster's control-plane container on this Docker host, by cluster name."""
+    found = client.containers.list(all=True, filters={"label": "io.x-k8s.kind.role=control-plane"})
+    return {c.labels.get("io.x-k8s.kind.cluster", ""): c for c in found}
+
+
+class Records:
+    """Host records of the clusters this plugin is creating or has created (one JSON file each)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        default = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "pytest-kind-audit"
+        self.dir = directory or Path(os.environ.get("PYTEST_KIND_AUDIT_STATE_DIR", default)) / "clusters"
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def write(self, name: str, fingerprint: Fingerprint) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(name).with_suffix(".tmp")
+        tmp.write_text(fingerprint.to_json())
+        os.replace(tmp, self.path(name))
+
+    def remove(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+    def all(self) -> dict[str, Fingerprint]:
+        out = {}
+        for p in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else ():
+            fp = Fingerprint.from_json(p.read_bytes())
+            if fp is not None:
+                out[p.stem] = fp
+        return out
+
+
+def stale_clusters(client: docker.DockerClient, records: Records) -> dict[str, str]:
+    """Clusters this plugin made whose run is gone and that nobody asked to keep: name -> why."""
+    nodes = control_planes(client)
+    stale: dict[str, str] = {}
+    recorded = records.all()
+    for name, fp in recorded.items():
+        if fp.keep or fp.owner_alive() or fp.host != socket.gethostname():
+            continue
+        if name in nodes:
+            on_node = read_fingerprint(nodes[name])
+            if on_node is not None and on_node.run_id != fp.run_id:
+                continue  # the name was taken over by another of our runs; its own record decides
+            stale[name] = f"run {fp.run_id} (pid {fp.owner_pid}) ended without deleting it"
+        else:
+            records.remove(name)  # nothing left of it
+    for name, container in nodes.items():  # ours by their fingerprint, though the host record is gone
+        if name in stale or name in recorded:
+            continue
+        found = read_fingerprint(container)
+        if found is not None and not found.keep and not found.owner_alive() and found.host == socket.gethostname():
+            stale[name] = f"run {found.run_id} (pid {found.owner_pid}) ended without deleting it"
+    return stale
+
+
+def fingerprint_args(policy_yaml: str, image: str, apiserver_args: Mapping[str, str], **kw: Any) -> Fingerprint:
+    return Fingerprint(policy_sha256=Fingerprint.policy_hash(policy_yaml), image=image,
+                       apiserver_args=dict(apiserver_args), **kw)  # fmt: skip
