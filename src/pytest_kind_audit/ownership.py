@@ -110,10 +110,18 @@ def write_fingerprint(container: Container, fingerprint: Fingerprint) -> None:
 
 
 def read_fingerprint(container: Container) -> Fingerprint | None:
-    result = container.exec_run(["cat", FINGERPRINT_PATH], stdout=True, stderr=False)
-    if result.exit_code != 0 or not isinstance(result.output, bytes):
+    """The fingerprint in a node, or None (not ours, or made by a run killed before it was written).
+    Read as an archive, which works on a stopped or half-made container too."""
+    from docker.errors import DockerException
+
+    try:
+        stream, _ = container.get_archive(FINGERPRINT_PATH)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member else None
+            return Fingerprint.from_json(f.read()) if f else None
+    except (DockerException, tarfile.TarError):
         return None
-    return Fingerprint.from_json(result.output)
 
 
 def control_planes(client: docker.DockerClient) -> dict[str, Container]:
