@@ -13,6 +13,7 @@ from .exceptions import (
     ConfigError,
     EnvironmentNotReady,
     KindAuditError,
+    KindAuditWarning,
     PolicyError,
 )
 from .follow import FileSource
@@ -44,6 +45,7 @@ __all__ = [
     "EnvironmentNotReady",
     "FileSource",
     "KindAuditError",
+    "KindAuditWarning",
     "KindConfig",
     "ObjectRef",
     "PolicyError",

@@ -136,10 +136,41 @@ def _failure(window: AuditWindow, query: AuditQuery, words: str, matched: list[A
             lines.append(f"  (use -v to list all {len(near)} non-matching events)")
     elif not events:
         lines.append("  the window holds no events: did the request reach this cluster, and does the policy log it?")
+    if not matched:
+        lines += _policy_hint(window, query)
     if verbosity >= 2:
         lines.append("  every event in the window:")
         lines += [f"    {e.summary()}" for e in events]
     return "\n".join(lines)
+
+
+_LEVEL_RANK = {"None": 0, "Metadata": 1, "Request": 2, "RequestResponse": 3}
+_ATTRS = ("verb", "resource", "subresource", "namespace", "name", "api_group")
+
+
+def _policy_hint(window: AuditWindow, query: AuditQuery) -> list[str]:
+    """What the policy does with the request the query describes, when that explains the miss."""
+    policy, f = window.log.policy, query.filters
+    if policy is None or not isinstance(f.get("verb"), str):
+        return []
+    attrs: dict[str, Any] = {k: f[k] for k in _ATTRS if isinstance(f.get(k), str)}
+    user, groups = window.log.identity or ("", ())
+    if isinstance(f.get("user"), str):
+        user, groups = f["user"], ((f["group"],) if isinstance(f.get("group"), str) else ())
+    if not user:
+        return []
+    decision = policy.level_for(user=user, groups=groups, **attrs)
+    described = " ".join(f"{k}={v!r}" for k, v in {**attrs, "user": user}.items())
+    head = f"  policy:   the policy logs a request like this ({described}) at {decision.describe()}"
+    if decision.level == "None":
+        return [head, "            so the API server writes no event for it"]
+    stage = f.get("stage")
+    if isinstance(stage, str) and stage in decision.omit_stages:
+        return [head, f"            and omits its {stage} stage (omitStages)"]
+    wanted = f.get("level")
+    if isinstance(wanted, str) and _LEVEL_RANK.get(wanted, 0) > _LEVEL_RANK.get(decision.level, 0):
+        return [head, f"            below the level={wanted!r} the query asks for"]
+    return []
 
 
 def _unexpected(window: AuditWindow, query: AuditQuery, matched: list[AuditEvent], waited: float) -> str:

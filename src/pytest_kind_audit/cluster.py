@@ -206,6 +206,8 @@ class AuditedCluster:
         self.node = f"{name}-control-plane"
         #: The user name this process's kubectl acts as.
         self.identity = "kubernetes-admin"
+        #: Its groups (kubeadm's admin.conf user is in kubeadm:cluster-admins since Kubernetes 1.29).
+        self.identity_groups: tuple[str, ...] = ("kubeadm:cluster-admins", "system:authenticated")
         self.records = records
         self._docker = docker_client()
         try:
@@ -302,6 +304,7 @@ class AuditedCluster:
         path.write_text(yaml.safe_dump(config))
         path.chmod(0o600)
         self.kubeconfig, self.identity = path, user
+        self.identity_groups = ("system:masters", "system:authenticated")
 
     def wait_for_audit_log(self, timeout: float = 60.0) -> None:
         """Auditing is on once the log holds an event; an existing empty file proves nothing."""

@@ -31,5 +31,9 @@ class CommandError(KindAuditError):
         super().__init__(f"command failed with exit code {returncode}: {' '.join(argv)}\n{tail}".rstrip())
 
 
+class KindAuditWarning(UserWarning):
+    """Something that works but probably not as meant (a policy key the API server drops)."""
+
+
 class ClusterError(KindAuditError):
     """The cluster could not be created, reached or deleted."""

@@ -123,6 +123,8 @@ def audited_cluster(
         problem = ""
     if problem:
         pytest.fail(problem, pytrace=False)
+    cluster.audit.policy = audit_policy
+    cluster.audit.identity = (cluster.identity, cluster.identity_groups)
     # Deleted by the run's owner in pytest_sessionfinish, after every worker is done.
     return cluster
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from .events import AuditEvent, parse_line, parse_lines
 from .follow import FileSource
 from .query import AuditQuery
+
+if TYPE_CHECKING:
+    from .policy import AuditPolicy
 
 __all__ = ["AuditEvents", "AuditLog", "AuditWindow", "FileSource", "LogSource"]
 
@@ -88,6 +91,10 @@ class AuditLog:
         self._partial = b""
         self._lock = threading.Lock()
         self.polls = 0
+        #: The policy the API server runs with and the identity of this process's requests (user, groups),
+        #: so a failed assert can say what the policy does with the request it looked for.
+        self.policy: AuditPolicy | None = None
+        self.identity: tuple[str, tuple[str, ...]] | None = None
         #: Lines that were not an event (a write cut short by a crash), first 200 bytes of each.
         self.corrupt: list[bytes] = []
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from . import asserts
+from .exceptions import KindAuditWarning
 from .fixtures import (
     _kind_audit_test_window,
     audit_log,
@@ -58,6 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
         hub = ClusterHub.new_run()
     config.stash[SETTINGS_KEY] = settings
     config.stash[HUB_KEY] = hub
+    if not hub.is_worker:
+        for line in settings.audit_policy.misspellings():
+            config.issue_config_time_warning(KindAuditWarning(line), stacklevel=2)
     asserts.default_timeout = settings.timeout
     asserts.verbosity = max(0, int(config.option.verbose))
     if config.pluginmanager.hasplugin("xdist"):

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .evaluator import Decision, RequestAttributes, evaluate, explain
 from .events import STAGES
 from .exceptions import PolicyError
 
@@ -69,6 +70,8 @@ class AuditPolicy:
     omit_stages: Sequence[str] = ()
     source: str = "built-in"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Keys kube-apiserver would silently drop, with a suggestion each (see ``misspellings``).
+    unknown: tuple[str, ...] = ()
 
     @classmethod
     def for_level(cls, level: str) -> AuditPolicy:
@@ -103,8 +106,27 @@ class AuditPolicy:
         if errors:
             raise PolicyError(f"audit policy {source}: {errors[0]}" + _more(errors))
         assert isinstance(data, dict)
-        extra = {k: v for k, v in data.items() if k not in ("apiVersion", "kind", "rules", "omitStages")}
-        return cls(rules=data["rules"], omit_stages=data.get("omitStages") or (), source=source, extra=extra)
+        extra = {
+            k: v
+            for k, v in data.items()
+            if k in _POLICY_KEYS and k not in ("apiVersion", "kind", "rules", "omitStages")
+        }
+        return cls(rules=data["rules"], omit_stages=data.get("omitStages") or (), source=source, extra=extra,
+                   unknown=tuple(unknown_keys(data)))  # fmt: skip
+
+    def misspellings(self) -> list[str]:
+        """One line per dropped key, naming the field it probably meant."""
+        import difflib
+
+        out = []
+        for path in self.unknown:
+            key = path.rsplit(".", 1)[-1]
+            known = _GROUP_RESOURCE_KEYS if ".resources." in path else _RULE_KEYS if "." in path else _POLICY_KEYS
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append(f"audit policy {self.source}: {path!r} is not a Policy field; kube-apiserver drops it "
+                       f"silently, which widens the rule{hint}")  # fmt: skip
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy"}
@@ -123,6 +145,23 @@ class AuditPolicy:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(self.to_yaml())
         return p
+
+    def level_for(self, **request: Any) -> Decision:
+        """The level this policy gives a request, and the rule that decided it. Keywords are those of
+        RequestAttributes: verb, user, groups, resource, subresource, namespace, name, api_group, path."""
+        if "groups" in request:
+            request["groups"] = tuple(request["groups"])
+        return self.decide(RequestAttributes(**request))
+
+    def decide(self, attrs: RequestAttributes) -> Decision:
+        return evaluate(self.rules, attrs, omit_stages=self.omit_stages,
+                        omit_managed_fields=bool(self.extra.get("omitManagedFields", False)))  # fmt: skip
+
+    def explain(self, **request: Any) -> list[str]:
+        """Rule by rule, why the request is or is not matched (for "why was this not audited?")."""
+        if "groups" in request:
+            request["groups"] = tuple(request["groups"])
+        return explain(self.rules, RequestAttributes(**request))
 
     @property
     def max_level(self) -> str:

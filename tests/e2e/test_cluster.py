@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_kind_audit import AuditedCluster, AuditWindow, assert_audited, assert_not_audited
+from pytest_kind_audit import AuditedCluster, AuditPolicy, AuditWindow, assert_audited, assert_not_audited
+from pytest_kind_audit.evaluator import RequestAttributes
 
 from .conftest import LEVEL_NAMESPACES
 
@@ -163,3 +164,30 @@ def test_cluster_handle(audited_cluster: AuditedCluster) -> None:
     assert not default.exists() or audited_cluster.name not in default.read_text(), "~/.kube/config was touched"
     nodes = audited_cluster.kubectl("get", "nodes", "-o", "name").split()
     assert nodes == [f"node/{audited_cluster.name}-control-plane"]
+
+
+def test_the_policy_evaluator_predicts_every_real_events_level(
+    audited_cluster: AuditedCluster, audit_policy: AuditPolicy, namespace: str
+) -> None:
+    k = audited_cluster.kubectl
+    for ns in LEVEL_NAMESPACES.values():
+        k("create", "namespace", ns, check=False)
+    # A varied set: every level's namespace, subresources, cluster-scoped, non-resource, 403s, 404s.
+    for ns in [namespace, *LEVEL_NAMESPACES.values()]:
+        k("create", "configmap", "ev-" + os.urandom(2).hex(), "-n", ns)
+        k("get", "configmaps", "-n", ns)
+    k("get", "--raw", "/version")
+    k("get", "--raw", "/healthz", check=False)
+    k("get", "clusterroles", "admin")
+    k("--as=nobody", "get", "pods", "-n", namespace, check=False)
+    k("get", "pod", "missing", "-n", namespace, check=False)
+    k("auth", "can-i", "list", "secrets")
+    events = audited_cluster.audit.all()
+    assert len(events) > 500
+    wrong = [e for e in events if audit_policy.decide(RequestAttributes.from_event(e)).level != e.level]
+    assert not wrong, "\n".join(f"{e.summary()} logged at {e.level}, predicted "
+                                f"{audit_policy.decide(RequestAttributes.from_event(e)).describe()}" for e in wrong[:10])  # fmt: skip
+    # And what it predicts at None never reaches the log.
+    assert audit_policy.level_for(verb="get", user="kubernetes-admin", resource="configmaps",
+                                  namespace=LEVEL_NAMESPACES["None"]).level == "None"  # fmt: skip
+    assert not audited_cluster.audit.events(namespace=LEVEL_NAMESPACES["None"], stage=None)

@@ -115,3 +115,72 @@ def test_bare_assert_outside_a_cluster_test_says_what_to_do(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(
         ["E   *NoAuditWindow: assert_audited() without a target searches the current test's events*"]
     )
+
+
+POLICY_CONFTEST = f"""
+import pytest
+from pytest_kind_audit import AuditLog, AuditPolicy, FileSource
+from pytest_kind_audit.asserts import set_current_window
+
+@pytest.fixture(autouse=True)
+def recorded_window():
+    log = AuditLog(FileSource({str(LOG)!r}))
+    log.policy = AuditPolicy(rules=[
+        {{"level": "None", "resources": [{{"group": "", "resources": ["secrets"]}}]}},
+        {{"level": "Metadata", "omitStages": ["RequestReceived"], "verbs": ["watch"]}},
+        {{"level": "Metadata"}},
+    ])
+    log.identity = ("minikube-user", ("system:masters",))
+    set_current_window(log.session())
+    yield
+    set_current_window(None)
+"""
+
+POLICY_TESTS = """
+from pytest_kind_audit import assert_audited
+
+def test_logged_at_none():
+    assert_audited(verb="get", resource="secrets", namespace="default", name="token", timeout=0)
+
+def test_stage_omitted():
+    assert_audited(verb="watch", resource="pods", stage="RequestReceived", timeout=0)
+
+def test_level_too_low():
+    assert_audited(verb="create", resource="pods", level="RequestResponse", user="system:serviceaccount:x:y", timeout=0)
+
+def test_no_hint_when_the_policy_is_not_the_reason():
+    assert_audited(verb="create", resource="namespaces", name="demo", timeout=0)
+"""
+
+
+def test_failure_says_what_the_policy_does_with_the_request(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(POLICY_CONFTEST)
+    pytester.makepyfile(POLICY_TESTS)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "E         policy:   the policy logs a request like this (verb='get' resource='secrets' namespace='default'"
+            " name='token' user='minikube-user') at None by rule 1 (1-based): "
+            '{"level": "None", "resources": [{"group": "", "resources": ["secrets"]}]}',
+            "E                   so the API server writes no event for it",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E         policy:   the policy logs a request like this (verb='watch' resource='pods' user='minikube-user')"
+            ' at Metadata by rule 2 (1-based): {"level": "Metadata", "omitStages": ["RequestReceived"], "verbs": ["watch"]}',
+            "E                   and omits its RequestReceived stage (omitStages)",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E         policy:   the policy logs a request like this (verb='create' resource='pods'"
+            ' user=\'system:serviceaccount:x:y\') at Metadata by rule 3 (1-based): {"level": "Metadata"}',
+            "E                   below the level='RequestResponse' the query asks for",
+        ],
+        consecutive=True,
+    )
+    assert result.stdout.str().count("E         policy:") == 3

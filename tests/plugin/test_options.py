@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_kind_audit import AuditPolicy
+
 PASSING = "def test_ok():\n    pass\n"
 USES_CLUSTER = "def test_x(audited_cluster):\n    pass\n"
 LEVEL_CHOICES = "valid levels: None, Metadata, Request, RequestResponse"
@@ -166,3 +168,32 @@ def test_tests_without_the_cluster_never_touch_docker(pytester: pytest.Pytester)
     pytester.makepyfile(PASSING)
     result = pytester.runpytest("--kind-audit-kind-binary=/nonexistent/kind", "--kind-audit-require")
     result.assert_outcomes(passed=1)
+
+
+def test_a_misspelt_policy_key_is_a_warning_naming_it(pytester: pytest.Pytester) -> None:
+    policy = pytester.path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+        "- level: None\n  namespace: [kube-system]\n  resources: [{group: '', resource: [pods]}]\n"
+        "- level: Metadata\n"
+    )
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest(f"--kind-audit-policy={policy}")
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert (
+        f"KindAuditWarning: audit policy {policy}: 'rules[1].namespace' is not a Policy field; kube-apiserver"
+        " drops it silently, which widens the rule (did you mean 'namespaces'?)"
+    ) in out
+    assert f"KindAuditWarning: audit policy {policy}: 'rules[1].resources.resource' is not a Policy field;" in out
+    assert "(did you mean 'resources'?)" in out
+    assert AuditPolicy.from_file(policy).level_for(verb="get", user="u", resource="pods", namespace="x").level == "None"
+
+
+def test_warnings_as_errors_stop_the_run(pytester: pytest.Pytester) -> None:
+    policy = pytester.path / "policy.yaml"
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrulez: []\nrules: [{level: Metadata}]\n")
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest(f"--kind-audit-policy={policy}", "-W", "error::pytest_kind_audit.KindAuditWarning")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*'rulez' is not a Policy field*(did you mean 'rules'?)*"])
