@@ -21,14 +21,14 @@ def request(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stages", POLICY_STAGES, ids=["no-policy-stages", "policy-stages"])
-@pytest.mark.parametrize(("req", "level", "rules"), DATA["level_cases"], ids=lambda v: str(v))
+@pytest.mark.parametrize(("req", "level", "rules"), DATA["level_cases"], ids=str)
 def test_upstream_level_cases(req: str, level: str, rules: list[str], stages: list[str]) -> None:
     decision = policy(rules, stages).level_for(**request(req))
     assert decision.level == level
     assert decision.omit_stages == frozenset(stages)
 
 
-@pytest.mark.parametrize(("req", "level", "stages", "omitted", "rules"), DATA["stage_cases"], ids=lambda v: str(v))
+@pytest.mark.parametrize(("req", "level", "stages", "omitted", "rules"), DATA["stage_cases"], ids=str)
 def test_upstream_stage_cases(req: str, level: str, stages: list[str], omitted: list[str], rules: list[str]) -> None:
     decision = policy(rules, stages).level_for(**request(req))
     assert decision.level == level
