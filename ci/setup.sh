@@ -13,4 +13,5 @@ else
   "$CI_DIR/build-node-image.sh" "$binaries"
 fi
 "$CI_DIR/install-kubectl.sh"
+"$CI_DIR/ensure-chromium.sh"
 log "ready in $(( $(date +%s) - t0 ))s: export PATH=$BIN_DIR:\$PATH PYTEST_KIND_AUDIT_IMAGE=$NODE_IMAGE"

@@ -57,6 +57,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("timeout", "Seconds assert_audited waits for events to be written (default 10)", 10.0, "float",
            "SECONDS"),
     Option("require", "A missing Docker, kind or node image is an error instead of a skip", False, "bool"),
+    Option("log_dir", "Save the session's whole audit log to this directory (mode 0600) and summarize it",
+           None, "path", "DIR"),
+    Option("html", "Write a self-contained HTML report of each test's audit events to this file", None, "path",
+           "FILE"),
+    Option("html_secrets", "Show Secret data in the HTML report (redacted by default)", False, "bool"),
     Option("log_maxsize", "Rotate the audit log at this many MB (--audit-log-maxsize; default: the API "
            "server's own)", 0, "int", "MB"),
 )  # fmt: skip
@@ -78,6 +83,9 @@ class Settings:
     timeout: float
     require: bool
     log_maxsize: int
+    log_dir: Path | None
+    html: Path | None
+    html_secrets: bool
     sources: dict[str, str]
     audit_policy: AuditPolicy
     base_config: dict[str, Any]
@@ -184,6 +192,7 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
     except ConfigError as exc:
         raise pytest.UsageError(f"--kind-audit-kind-config: {exc}") from None
     # Reuse needs a name that outlives the run.
+    _check_output_paths(values["log_dir"], values["html"])
     name = values["cluster_name"] or ("kind-audit" if values["reuse_cluster"] else new_name())
     if not _valid_cluster_name(name):
         raise pytest.UsageError(
@@ -202,10 +211,30 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
         timeout=values["timeout"],
         require=values["require"],
         log_maxsize=values["log_maxsize"],
+        log_dir=values["log_dir"],
+        html=values["html"],
+        html_secrets=values["html_secrets"],
         sources=sources,
         audit_policy=policy,
         base_config=base,
     )
+
+
+def _check_output_paths(log_dir: Path | None, html: Path | None) -> None:
+    if log_dir is not None:
+        if log_dir.exists() and not log_dir.is_dir():
+            raise pytest.UsageError(f"--kind-audit-log-dir: '{log_dir}' is not a directory")
+        if not log_dir.is_dir():
+            raise pytest.UsageError(f"--kind-audit-log-dir: directory '{log_dir}' does not exist; create it first")
+        if not os.access(log_dir, os.W_OK | os.X_OK):
+            raise pytest.UsageError(f"--kind-audit-log-dir: directory '{log_dir}' is not writable")
+    if html is not None:
+        if html.is_dir():
+            raise pytest.UsageError(f"--kind-audit-html: '{html}' is a directory; name a file, e.g. {html}/audit.html")
+        if not html.parent.is_dir():
+            raise pytest.UsageError(f"--kind-audit-html: directory '{html.parent}' does not exist; create it first")
+        if not os.access(html.parent, os.W_OK | os.X_OK) or (html.exists() and not os.access(html, os.W_OK)):
+            raise pytest.UsageError(f"--kind-audit-html: '{html}' is not writable")
 
 
 def _valid_cluster_name(name: str) -> bool:

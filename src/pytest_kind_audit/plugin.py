@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from . import asserts
+from .artifacts import record_for_html, write_artifacts
 from .exceptions import KindAuditWarning
 from .fixtures import (
     _kind_audit_test_window,
@@ -27,7 +28,7 @@ from .fixtures import (
 from .hub import ClusterHub
 from .options import add_options, resolve
 from .provision import cluster_exists, finish_run
-from .state import FINISHED_KEY, HUB_KEY, SETTINGS_KEY, WINDOW_KEY
+from .state import ARTIFACTS_KEY, FINISHED_KEY, HUB_KEY, SETTINGS_KEY, WINDOW_KEY
 
 __all__ = [
     "_kind_audit_test_window",
@@ -87,6 +88,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hub is None or hub.is_worker:
         return
     s = config.stash[SETTINGS_KEY]
+    state = hub.read()
+    if state.status == "ready":  # artifacts first: the cluster may be deleted next
+        config.stash[ARTIFACTS_KEY] = write_artifacts(hub, state.name, s)
     config.stash[FINISHED_KEY] = finish_run(hub, s.kind_binary, keep=s.keep_cluster or s.reuse_cluster)
 
 
@@ -103,6 +107,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     state = config.stash.get(FINISHED_KEY, None)
     if settings is None or state is None:
         return
+    for line in config.stash.get(ARTIFACTS_KEY, []):
+        terminalreporter.write_line(line)
     for name, why in state.reaped.items():
         terminalreporter.write_line(f"kind-audit: removed stale cluster {name}: {why}")
     if state.status != "ready":
@@ -121,7 +127,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     window = item.stash.get(WINDOW_KEY, None)
-    if window is None or not report.failed:
+    if window is None:
+        return
+    settings = item.config.stash[SETTINGS_KEY]
+    if settings.html is not None:
+        record_for_html(item, report, window)
+    if not report.failed:
         return
     try:
         events = window.all()

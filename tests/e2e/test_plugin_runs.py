@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from pytest_kind_audit import parse_text
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +44,20 @@ def test_readme_example_at_request_response_keeps_the_cluster_and_reports_failur
         def test_fails_with_its_events(audited_cluster):
             audited_cluster.kubectl("create", "namespace", "seen-by-the-report")
             assert_audited(verb="delete", resource="namespaces", name="seen-by-the-report", timeout=1)
+
+        def test_touches_a_secret(audited_cluster):
+            audited_cluster.kubectl("create", "secret", "generic", "pw", "-n", "default", "--from-literal=pw=hunter2")
+            assert_audited(verb="create", resource="secrets", name="pw")
         """
     )
+    logs = pytester.mkdir("logs")
+    report = pytester.path / "report.html"
     try:
         result = pytester.runpytest_subprocess(
             "--kind-audit-level=RequestResponse", f"--kind-audit-cluster-name={name}", "--kind-audit-keep-cluster",
-            "-p", "no:cacheprovider", timeout=900,
+            f"--kind-audit-log-dir={logs}", f"--kind-audit-html={report}", "-p", "no:cacheprovider", timeout=900,
         )  # fmt: skip
-        result.assert_outcomes(passed=3, failed=1)
+        result.assert_outcomes(passed=4, failed=1)
         result.stdout.fnmatch_lines(
             [f"kind-audit: level=RequestResponse, cluster={name} (created), *keep=yes, reuse=no, require=yes*"]
         )
@@ -65,9 +74,57 @@ def test_readme_example_at_request_response_keeps_the_cluster_and_reports_failur
         )
         result.stdout.fnmatch_lines([f"kind-audit: cluster kept; delete it with: * delete cluster --name {name}"])
         assert node_containers(name) == [f"{name}-control-plane"]
+
+        # The saved log: private, complete, summarized.
+        saved = logs / f"{name}-audit.log"
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        events = parse_text(saved.read_text())
+        assert any(e.verb == "create" and e.name == "seen-by-the-report" for e in events)
+        result.stdout.fnmatch_lines([f"kind-audit: saved {len(events)} audit events to {saved} (mode 0600)",
+                                     "  by verb: *", "  by resource: *", "  by code: *"])  # fmt: skip
+        # The HTML report: every test, Secret data redacted.
+        result.stdout.fnmatch_lines([f"kind-audit: HTML report of 5 tests written to {report} (Secret data redacted)"])
+        page = report.read_text()
+        assert "hunter2" not in page and "aHVudGVyMg==" not in page
+        check_report_in_a_browser(report)
     finally:
         subprocess.run([kind_binary, "delete", "cluster", "--name", name], capture_output=True, check=False)
     assert node_containers(name) == []
+
+
+def check_report_in_a_browser(report: Path) -> None:
+    """Load the report in headless Chromium, filter it, open an event, and read what is shown."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(report.as_uri())
+        sections = driver.find_elements(By.CSS_SELECTOR, "section")
+        assert len(sections) == 5
+        assert driver.find_element(By.CSS_SELECTOR, "section.failed h2").text.startswith(
+            "test_failing.py::test_fails_with_its_events (failed)"
+        )
+        all_rows = len(driver.find_elements(By.CSS_SELECTOR, "tr.event"))
+        box = driver.find_element(By.ID, "filter")
+        box.send_keys("create secrets 201")
+        rows = driver.find_elements(By.CSS_SELECTOR, "tr.event")
+        assert 0 < len(rows) < all_rows
+        assert all("create" in r.text and "secrets" in r.text and "201" in r.text for r in rows)
+        assert driver.find_element(By.ID, "shown").text == f"{len(rows)} events shown"
+        secret_row = next(r for r in rows if "default/pw" in r.text)
+        secret_row.click()
+        body = secret_row.find_element(By.XPATH, "following-sibling::tr[1]")
+        assert body.is_displayed()
+        assert '"pw": "<redacted>"' in body.text and "hunter2" not in body.text
+    finally:
+        driver.quit()
 
 
 @pytest.mark.usefixtures("run_env")

@@ -197,3 +197,16 @@ def test_warnings_as_errors_stop_the_run(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(f"--kind-audit-policy={policy}", "-W", "error::pytest_kind_audit.KindAuditWarning")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*'rulez' is not a Policy field*(did you mean 'rules'?)*"])
+
+
+def test_log_dir_and_html_paths_are_checked_before_any_cluster(pytester: pytest.Pytester) -> None:
+    missing = pytester.path / "nope"
+    usage_error(pytester, f"--kind-audit-log-dir={missing}",
+                line=f"--kind-audit-log-dir: directory '{missing}' does not exist; create it first")  # fmt: skip
+    a_file = pytester.path / "file.txt"
+    a_file.write_text("x")
+    usage_error(pytester, f"--kind-audit-log-dir={a_file}", line=f"--kind-audit-log-dir: '{a_file}' is not a directory")
+    usage_error(pytester, f"--kind-audit-html={missing}/report.html",
+                line=f"--kind-audit-html: directory '{missing}' does not exist; create it first")  # fmt: skip
+    usage_error(pytester, f"--kind-audit-html={pytester.path}",
+                line=f"--kind-audit-html: '{pytester.path}' is a directory; name a file*")  # fmt: skip
