@@ -84,9 +84,30 @@ def test_pods_lifecycle(audited_cluster: AuditedCluster, namespace: str) -> None
     assert_audited(verb="delete", name="web", code=200, count=1, **where)
 
 
-def test_watch_has_response_started_and_complete(audited_cluster: AuditedCluster, namespace: str) -> None:
-    audited_cluster.kubectl("get", "configmaps", "-n", namespace, "--watch", "--request-timeout=2s", check=False)
-    where = {"verb": "watch", "resource": "configmaps", "namespace": namespace, "user": ADMIN}
+def test_namespaces_lifecycle(audited_cluster: AuditedCluster) -> None:
+    k = audited_cluster.kubectl
+    name = "life-" + os.urandom(3).hex()
+    k("create", "namespace", name)
+    obj = json.loads(k("get", "namespace", name, "-o", "json"))
+    k("get", "namespaces")
+    obj["metadata"]["labels"] = {"updated": "yes"}
+    k("replace", "-f", "-", input=json.dumps(obj))
+    k("label", "namespace", name, "patched=yes")
+    k("delete", "namespace", name, "--wait=false")
+    # A namespace's own requests carry it as their namespace too (/api/v1/namespaces/<name>).
+    assert_audited(verb="create", resource="namespaces", name=name, namespace="", code=201, count=1)
+    assert_audited(verb="get", resource="namespaces", name=name, namespace=name, code=200, at_least=1)
+    assert_audited(verb="list", resource="namespaces", user=ADMIN, code=200, at_least=1)
+    assert_audited(verb="update", resource="namespaces", name=name, code=200, count=1)
+    assert_audited(verb="patch", resource="namespaces", name=name, code=200, count=1)
+    assert_audited(verb="delete", resource="namespaces", name=name, code=200, count=1)
+
+
+@pytest.mark.parametrize("kind", ["namespaces", "pods", "configmaps", "secrets"])
+def test_watch_has_response_started_and_complete(audited_cluster: AuditedCluster, namespace: str, kind: str) -> None:
+    scope = [] if kind == "namespaces" else ["-n", namespace]
+    audited_cluster.kubectl("get", kind, *scope, "--watch", "--request-timeout=2s", check=False)
+    where = {"verb": "watch", "resource": kind, "namespace": "" if kind == "namespaces" else namespace, "user": ADMIN}
     assert_audited(stage="ResponseStarted", count=1, **where)
     assert_audited(stage="RequestReceived", count=1, **where)
     assert_audited(count=1, **where)  # ResponseComplete, written once the watch ended

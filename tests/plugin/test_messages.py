@@ -184,3 +184,37 @@ def test_failure_says_what_the_policy_does_with_the_request(pytester: pytest.Pyt
         consecutive=True,
     )
     assert result.stdout.str().count("E         policy:") == 3
+
+
+SECTION_CONFTEST = f"""
+import pytest
+from pytest_kind_audit import AuditLog, FileSource
+from pytest_kind_audit.asserts import set_current_window
+from pytest_kind_audit.state import WINDOW_KEY
+
+@pytest.fixture(autouse=True)
+def recorded_window(request):
+    window = AuditLog(FileSource({str(LOG)!r})).session()
+    request.node.stash[WINDOW_KEY] = window
+    set_current_window(window)
+    yield
+    set_current_window(None)
+"""
+
+
+def test_a_failed_test_gets_its_events_as_a_report_section(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(SECTION_CONFTEST)
+    pytester.makepyfile("def test_fails():\n    assert False\n\ndef test_passes():\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- kind-audit events (51 in this test) -*",
+            "13:58:49.736  create  namespaces  foo  user=system:anonymous  code=201",
+        ]
+    )
+    assert result.stdout.str().count("kind-audit events (") == 1, "only the failed test gets the section"
+    verbose = pytester.runpytest("-vv")
+    verbose.stdout.fnmatch_lines(
+        ["*- kind-audit events (51 in this test) -*", '{"kind": "Event", "apiVersion": "audit.k8s.io/v1*']
+    )

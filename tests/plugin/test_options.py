@@ -210,3 +210,27 @@ def test_log_dir_and_html_paths_are_checked_before_any_cluster(pytester: pytest.
                 line=f"--kind-audit-html: directory '{missing}' does not exist; create it first")  # fmt: skip
     usage_error(pytester, f"--kind-audit-html={pytester.path}",
                 line=f"--kind-audit-html: '{pytester.path}' is a directory; name a file*")  # fmt: skip
+
+
+def test_docker_not_running_skips_with_one_line(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{pytester.path}/no-docker.sock")
+    pytester.makepyfile(USES_CLUSTER)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED * kind-audit: Docker is not reachable (*): start the Docker daemon, or set DOCKER_HOST"]
+    )
+    result = pytester.runpytest("--kind-audit-require")
+    result.assert_outcomes(errors=1)
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_missing_image_names_the_fix(pytester: pytest.Pytester) -> None:
+    import shutil
+
+    if shutil.which("kind") is None:
+        pytest.skip("needs a kind binary on PATH")
+    pytester.makepyfile(USES_CLUSTER)
+    result = pytester.runpytest("-rs", "--kind-audit-image=kind-audit-ci/no-such-image:v0")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * node image 'kind-audit-ci/no-such-image:v0' is not present: build it*"])
