@@ -23,6 +23,13 @@ def audit_policy() -> AuditPolicy:
 
 
 @pytest.fixture
+def whole_run_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that start whole pytest runs: no inherited addopts, and a missing piece fails them."""
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    monkeypatch.setenv("PYTEST_KIND_AUDIT_REQUIRE", "1")
+
+
+@pytest.fixture
 def namespace(audited_cluster: AuditedCluster) -> Iterator[str]:
     """A fresh namespace for one test."""
     name = "t-" + secrets.token_hex(4)

@@ -4,24 +4,13 @@ that stay exact while workers overlap. Each run is a real pytest process with a 
 from __future__ import annotations
 
 import secrets
-import subprocess
 
 import pytest
 
 pytest.importorskip("xdist")
-pytestmark = pytest.mark.e2e
+from .helpers import delete_cluster, node_containers
 
-
-def node_containers(cluster: str) -> list[str]:
-    out = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.x-k8s.kind.cluster={cluster}"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return out.split()
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
-    monkeypatch.setenv("PYTEST_KIND_AUDIT_REQUIRE", "1")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("whole_run_env")]
 
 
 SHARED_SUITE = """
@@ -61,7 +50,7 @@ def test_one_cluster_for_all_workers_deleted_once_at_the_end(pytester: pytest.Py
         assert len({container for _, container in rows}) == 1, "all workers used one and the same cluster"
         assert node_containers(name) == []
     finally:
-        subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, check=False)
+        delete_cluster(name)
 
 
 OVERLAP_SUITE = """
@@ -104,7 +93,7 @@ def test_windows_stay_exact_while_workers_overlap(pytester: pytest.Pytester) -> 
                                                timeout=900)  # fmt: skip
         result.assert_outcomes(passed=2)
     finally:
-        subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, check=False)
+        delete_cluster(name)
 
 
 KILLED_WORKER_SUITE = """
@@ -132,4 +121,4 @@ def test_a_killed_worker_does_not_leak_the_cluster(pytester: pytest.Pytester) ->
         result.stdout.fnmatch_lines([f"kind-audit: cluster {name} created 1 time, *deleted"])
         assert node_containers(name) == []
     finally:
-        subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, check=False)
+        delete_cluster(name)

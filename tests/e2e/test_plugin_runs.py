@@ -7,31 +7,20 @@ from __future__ import annotations
 import secrets
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from pytest_kind_audit import parse_text
 
+from .helpers import delete_cluster, node_containers
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "test_example.py"
 
 
-def node_containers(cluster: str) -> list[str]:
-    out = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.x-k8s.kind.cluster={cluster}"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return out.split()
-
-
-@pytest.fixture
-def run_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
-    monkeypatch.setenv("PYTEST_KIND_AUDIT_REQUIRE", "1")
-
-
-@pytest.mark.usefixtures("run_env")
+@pytest.mark.usefixtures("whole_run_env")
 def test_readme_example_at_request_response_keeps_the_cluster_and_reports_failures(
     pytester: pytest.Pytester, kind_binary: str
 ) -> None:
@@ -88,7 +77,7 @@ def test_readme_example_at_request_response_keeps_the_cluster_and_reports_failur
         assert "hunter2" not in page and "aHVudGVyMg==" not in page
         check_report_in_a_browser(report)
     finally:
-        subprocess.run([kind_binary, "delete", "cluster", "--name", name], capture_output=True, check=False)
+        delete_cluster(name)
     assert node_containers(name) == []
 
 
@@ -127,7 +116,7 @@ def check_report_in_a_browser(report: Path) -> None:
         driver.quit()
 
 
-@pytest.mark.usefixtures("run_env")
+@pytest.mark.usefixtures("whole_run_env")
 def test_user_kind_config_is_merged_and_ctrl_c_deletes_the_cluster(pytester: pytest.Pytester, kind_binary: str) -> None:
     name = "int-" + secrets.token_hex(3)
     config = pytester.path / "kind.yaml"
@@ -161,4 +150,4 @@ def test_user_kind_config_is_merged_and_ctrl_c_deletes_the_cluster(pytester: pyt
         result.stdout.fnmatch_lines(["*1 passed*"])
         assert node_containers(name) == [], "the interrupted run leaked its cluster"
     finally:
-        subprocess.run([kind_binary, "delete", "cluster", "--name", name], capture_output=True, check=False)
+        delete_cluster(name)

@@ -16,20 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import delete_cluster, node_containers
+
 pytestmark = pytest.mark.e2e
 
 
-def node_containers(cluster: str) -> list[str]:
-    out = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.x-k8s.kind.cluster={cluster}"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return out.split()
-
-
 @pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_run_env: None) -> Path:
     """A private host-record directory, so these runs see only their own leftovers."""
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
-    monkeypatch.setenv("PYTEST_KIND_AUDIT_REQUIRE", "1")
     monkeypatch.setenv("PYTEST_KIND_AUDIT_STATE_DIR", str(tmp_path / "state"))
     return tmp_path / "state"
 
@@ -76,7 +70,7 @@ def test_reuse_only_with_a_matching_audit_configuration(pytester: pytest.Pyteste
         third.stdout.no_fnmatch_line("*Traceback*")
         assert node_containers(name) == [f"{name}-control-plane"], "a mismatch never deletes the cluster"
     finally:
-        subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, check=False)
+        delete_cluster(name)
 
 
 def test_reusing_a_cluster_the_plugin_did_not_create_is_refused(pytester: pytest.Pytester, state_dir: Path) -> None:
@@ -167,4 +161,4 @@ def test_the_next_run_removes_what_killed_runs_left(pytester: pytest.Pytester, s
             assert not list((state_dir / "clusters").glob("*.json")), "no record outlives its cluster"
     finally:
         for name in (during_creation, during_tests, next_run):
-            subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, check=False)
+            delete_cluster(name)

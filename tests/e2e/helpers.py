@@ -1,0 +1,17 @@
+"""Shared by the e2e tests that start whole pytest runs."""
+
+from __future__ import annotations
+
+import subprocess
+
+
+def node_containers(cluster: str) -> list[str]:
+    """The Docker containers of a kind cluster (any state)."""
+    out = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.x-k8s.kind.cluster={cluster}"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return out.split()
+
+
+def delete_cluster(name: str) -> None:
+    """Clean-up of a test's own cluster, whatever state the test left it in."""
+    subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, check=False)
