@@ -7,7 +7,6 @@ import secrets
 
 import pytest
 
-pytest.importorskip("xdist")
 from .helpers import delete_cluster, node_containers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("whole_run_env")]
