@@ -318,7 +318,9 @@ class AuditedCluster:
     def kubectl(self, *args: str, input: str | bytes | None = None, check: bool = True, timeout: float = 120) -> str:
         """Run kubectl against this cluster (its own kubeconfig; ~/.kube/config is never touched)."""
         if self._kubectl:
-            argv = [self._kubectl, "--kubeconfig", str(self.kubeconfig), *args]
+            # Its own discovery cache too: nothing under ~/.kube is read or written.
+            cache = str(self.kubeconfig.parent / "kubectl-cache")
+            argv = [self._kubectl, "--kubeconfig", str(self.kubeconfig), "--cache-dir", cache, *args]
         else:  # no kubectl here: use the one inside the node, with the same admin identity
             argv = ["docker", "exec", "-i", self.node, "kubectl",
                     "--kubeconfig", "/etc/kubernetes/admin.conf", *args]  # fmt: skip
@@ -348,10 +350,13 @@ class AuditedCluster:
 
 
 def delete_cluster(kind_binary: str, name: str, kubeconfig: Path | None = None) -> None:
-    argv = [kind_binary, "delete", "cluster", "--name", name]
-    if kubeconfig is not None:
-        argv += ["--kubeconfig", str(kubeconfig)]
-    _commands.run(argv, timeout=300, check=False)
+    """kind delete cluster, always with an explicit kubeconfig: without one kind edits ~/.kube/config."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kind-audit-") as scratch:
+        path = kubeconfig if kubeconfig is not None else Path(scratch) / "kubeconfig"
+        _commands.run([kind_binary, "delete", "cluster", "--name", name, "--kubeconfig", str(path)],
+                      timeout=300, check=False)  # fmt: skip
 
 
 def reap_stale(kind_binary: str, records: Records) -> dict[str, str]:
