@@ -29,7 +29,7 @@ from .exceptions import ClusterError, CommandError, EnvironmentNotReady
 from .follow import LogFollower
 from .kindconfig import AUDIT_LOG_PATH, KindConfig, Version, parse_version
 from .log import AuditLog
-from .ownership import Fingerprint, Records, stale_clusters, write_fingerprint
+from .ownership import Fingerprint, Records, put_node_file, stale_clusters, write_fingerprint
 
 if TYPE_CHECKING:
     import docker
@@ -208,6 +208,8 @@ class AuditedCluster:
         self.identity = "kubernetes-admin"
         #: Its groups (kubeadm's admin.conf user is in kubeadm:cluster-admins since Kubernetes 1.29).
         self.identity_groups: tuple[str, ...] = ("kubeadm:cluster-admins", "system:authenticated")
+        # The same identity's kubeconfig inside the node, for kubectl run there (no kubectl on this host).
+        self._node_kubeconfig = "/etc/kubernetes/admin.conf"
         self.records = records
         self._docker = docker_client()
         try:
@@ -297,7 +299,9 @@ class AuditedCluster:
         )  # fmt: skip
         if result.exit_code != 0:
             raise ClusterError(f"could not make a client certificate for {user!r} in {self.node}")
-        config = yaml.safe_load(_output(result.output))
+        raw = _output(result.output)
+        self._node_kubeconfig = put_node_file(self.container, f"kubeconfig-{user}", raw, 0o600)
+        config = yaml.safe_load(raw)
         server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         for entry in config["clusters"]:
             entry["cluster"]["server"] = server  # the node's name resolves only on the Docker network
@@ -323,7 +327,7 @@ class AuditedCluster:
             argv = [self._kubectl, "--kubeconfig", str(self.kubeconfig), "--cache-dir", cache, *args]
         else:  # no kubectl here: use the one inside the node, with the same admin identity
             argv = ["docker", "exec", "-i", self.node, "kubectl",
-                    "--kubeconfig", "/etc/kubernetes/admin.conf", *args]  # fmt: skip
+                    "--kubeconfig", self._node_kubeconfig, *args]  # fmt: skip
         return _commands.run(argv, input=input, timeout=timeout, check=check).stdout
 
     def kubectl_json(self, *args: str) -> Any:

@@ -99,14 +99,19 @@ class Fingerprint:
 
 
 def write_fingerprint(container: Container, fingerprint: Fingerprint) -> None:
-    data = fingerprint.to_json().encode()
+    put_node_file(container, "cluster.json", fingerprint.to_json().encode())
+
+
+def put_node_file(container: Container, name: str, data: bytes, mode: int = 0o644) -> str:
+    """Write ``data`` to ``/kind-audit/<name>`` in a node; return the path."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("cluster.json")
-        info.size, info.mtime = len(data), int(time.time())
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), int(time.time()), mode
         tar.addfile(info, io.BytesIO(data))
     container.exec_run(["mkdir", "-p", FINGERPRINT_DIR])
     container.put_archive(FINGERPRINT_DIR, buf.getvalue())
+    return f"{FINGERPRINT_DIR}/{name}"
 
 
 def read_fingerprint(container: Container) -> Fingerprint | None:

@@ -212,3 +212,14 @@ def test_the_policy_evaluator_predicts_every_real_events_level(
     assert audit_policy.level_for(verb="get", user="kubernetes-admin", resource="configmaps",
                                   namespace=LEVEL_NAMESPACES["None"]).level == "None"  # fmt: skip
     assert not audited_cluster.audit.events(namespace=LEVEL_NAMESPACES["None"], stage=None)
+
+
+def test_kubectl_inside_the_node_when_this_host_has_none(
+    audited_cluster: AuditedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audited_cluster, "_kubectl", None)
+    name = "in-node-" + os.urandom(3).hex()
+    audited_cluster.kubectl("create", "namespace", name)
+    (event,) = assert_audited(verb="create", resource="namespaces", name=name)
+    assert event.user.username == audited_cluster.identity
+    audited_cluster.kubectl("delete", "namespace", name, "--wait=false")
