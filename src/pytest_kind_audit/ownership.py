@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import docker
@@ -185,8 +185,3 @@ def stale_clusters(client: docker.DockerClient, records: Records) -> dict[str, s
         if found is not None and not found.keep and not found.owner_alive() and found.host == socket.gethostname():
             stale[name] = f"run {found.run_id} (pid {found.owner_pid}) ended without deleting it"
     return stale
-
-
-def fingerprint_args(policy_yaml: str, image: str, apiserver_args: Mapping[str, str], **kw: Any) -> Fingerprint:
-    return Fingerprint(policy_sha256=Fingerprint.policy_hash(policy_yaml), image=image,
-                       apiserver_args=dict(apiserver_args), **kw)  # fmt: skip
