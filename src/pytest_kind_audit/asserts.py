@@ -83,9 +83,10 @@ def wait_for_events(
 
     words, low, high = _expectation(count, at_least)
     wait = default_timeout if timeout is None else timeout
+    matched: list[AuditEvent] = [e for e in window.all() if query.matches(e)]
+    # The wait is counted from the first look: reading a backlog is not waiting for events.
     started = time.monotonic()
     deadline = started + wait
-    matched: list[AuditEvent] = [e for e in window.all() if query.matches(e)]
     delay = 0.05
     while True:
         too_many = high is not None and len(matched) > high
@@ -102,8 +103,8 @@ def wait_for_events(
 
 def check_absent(window: AuditWindow, query: AuditQuery, *, timeout: float) -> None:
     __tracebackhide__ = True
-    started = time.monotonic()
     matched = [e for e in window.all() if query.matches(e)]
+    started = time.monotonic()
     while not matched and time.monotonic() - started < timeout:
         time.sleep(min(0.2, max(0.0, timeout - (time.monotonic() - started))))
         matched = [e for e in window.refresh() if query.matches(e)]
