@@ -223,3 +223,11 @@ def test_kubectl_inside_the_node_when_this_host_has_none(
     (event,) = assert_audited(verb="create", resource="namespaces", name=name)
     assert event.user.username == audited_cluster.identity
     audited_cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_the_readmes_core_snippet_runs_as_written() -> None:
+    from tests.unit.test_readme import readme_block
+
+    code = readme_block("## Using the core without pytest")
+    image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/node:v1.34.4"
+    exec(compile(code.replace("kind-audit-ci/node:v1.34.4", image), "README.md", "exec"), {})
