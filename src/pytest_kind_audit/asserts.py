@@ -20,8 +20,6 @@ __all__ = ["assert_audited", "assert_not_audited", "current_window", "set_curren
 _current: AuditWindow | None = None
 #: Detail level of failure messages: 0 default, 1 with -v (every event), 2 with -vv.
 verbosity = 0
-#: Default wait of the asserts, in seconds (--kind-audit-timeout).
-default_timeout = 10.0
 CLOSEST_SHOWN = 5
 
 
@@ -82,7 +80,7 @@ def wait_for_events(
     from .log import AuditEvents
 
     words, low, high = _expectation(count, at_least)
-    wait = default_timeout if timeout is None else timeout
+    wait = window.log.timeout if timeout is None else timeout
     matched: list[AuditEvent] = [e for e in window.all() if query.matches(e)]
     # The wait is counted from the first look: reading a backlog is not waiting for events.
     started = time.monotonic()

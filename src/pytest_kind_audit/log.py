@@ -85,6 +85,7 @@ class AuditLog:
 
     def __init__(self, source: LogSource, *, timeout: float = 10.0) -> None:
         self.source = source
+        #: How long asserts on this log wait for events when not told (--kind-audit-timeout).
         self.timeout = timeout
         self._events: list[AuditEvent] = []
         self._bytes = 0

@@ -63,7 +63,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hub.is_worker:
         for line in settings.audit_policy.misspellings():
             config.issue_config_time_warning(KindAuditWarning(line), stacklevel=2)
-    asserts.default_timeout = settings.timeout
     asserts.verbosity = max(0, int(config.option.verbose))
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "kind-audit-xdist")
