@@ -22,14 +22,10 @@ from .provision import ClusterRequest, obtain_cluster
 from .state import HUB_KEY, SETTINGS_KEY, WINDOW_KEY
 
 
-def _settings(config: pytest.Config) -> Settings:
-    return config.stash[SETTINGS_KEY]
-
-
 @pytest.fixture(scope="session")
 def kind_audit_settings(pytestconfig: pytest.Config) -> Settings:
     """The resolved --kind-audit-* options (CLI over env over ini over default)."""
-    return _settings(pytestconfig)
+    return pytestconfig.stash[SETTINGS_KEY]
 
 
 @pytest.fixture(scope="session")

@@ -111,12 +111,6 @@ class ClusterHub:
             self._write(state)
             return result
 
-    def record(self, update: Callable[[HubState], None]) -> None:
-        with self._locked():
-            state = self.read()
-            update(state)
-            self._write(state)
-
     def finish(self, delete: Callable[[HubState], None]) -> HubState:
         """Owner only, after every worker has finished: delete what this run created, drop the state."""
         state = self.read()

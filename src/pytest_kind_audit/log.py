@@ -88,10 +88,8 @@ class AuditLog:
         #: How long asserts on this log wait for events when not told (--kind-audit-timeout).
         self.timeout = timeout
         self._events: list[AuditEvent] = []
-        self._bytes = 0
         self._partial = b""
         self._lock = threading.Lock()
-        self.polls = 0
         #: The policy the API server runs with and the identity of this process's requests (user, groups),
         #: so a failed assert can say what the policy does with the request it looked for.
         self.policy: AuditPolicy | None = None
@@ -103,10 +101,8 @@ class AuditLog:
         """Read the bytes written since the last poll; return how many events they completed."""
         with self._lock:
             data = self.source.read_new()
-            self.polls += 1
             if not data:
                 return 0
-            self._bytes += len(data)
             buf = self._partial + data if self._partial else data
             cut = buf.rfind(b"\n") + 1
             self._partial = buf[cut:]
@@ -140,11 +136,6 @@ class AuditLog:
                 out.append(event)
         return out
 
-    @property
-    def bytes_read(self) -> int:
-        """Bytes consumed so far, including a held-back partial line."""
-        return self._bytes
-
     def __len__(self) -> int:
         return len(self._events)
 
@@ -155,9 +146,7 @@ class AuditLog:
 
     def events(self, **filters: Any) -> AuditEvents:
         """The whole session's events matching ``filters``, after reading what is new."""
-        query = AuditQuery(**filters)
-        self.poll()
-        return AuditEvents([e for e in self.snapshot() if query.matches(e)])
+        return self.all().filter(**filters)
 
     def all(self) -> AuditEvents:
         """Every event of the session, any stage, after reading what is new."""
@@ -253,9 +242,7 @@ class AuditWindow:
 
     def events(self, **filters: Any) -> AuditEvents:
         """The window's events matching ``filters`` (``stage`` defaults to ResponseComplete)."""
-        self.refresh()
-        query = AuditQuery(**filters)
-        return AuditEvents([e for e in self._members if query.matches(e)])
+        return self.all().filter(**filters)
 
     def describe(self) -> str:
         if self.start is None:
