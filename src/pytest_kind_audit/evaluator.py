@@ -4,6 +4,10 @@ Matching follows the API server's policy checker exactly: the first matching rul
 userGroups see the authenticated identity (never the impersonated one); a rule with resources or
 namespaces only matches resource requests, one with nonResourceURLs only non-resource requests, and one
 with neither matches everything; no match means None.
+
+One rule depends on the Kubernetes version: ``group: "*"`` in a rule's resources matches every API group,
+the core group ``""`` included, from Kubernetes 1.36 (k8s.io/apiserver v0.36, pkg/audit/policy/checker.go);
+older API servers refuse a policy with it at start. With the version unknown (None), "*" is a wildcard.
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .events import AuditEvent
 
-__all__ = ["Decision", "RequestAttributes", "evaluate", "explain"]
+__all__ = ["GROUP_WILDCARD_SINCE", "Decision", "RequestAttributes", "evaluate", "explain", "group_wildcard"]
+
+#: The first Kubernetes whose API server takes ``group: "*"`` in a policy rule's resources as every API group.
+GROUP_WILDCARD_SINCE = (1, 36, 0)
+
+
+def group_wildcard(kubernetes_version: tuple[int, int, int] | None) -> bool:
+    """Whether ``group: "*"`` matches every API group on this Kubernetes (None: unknown, taken as yes)."""
+    return kubernetes_version is None or kubernetes_version >= GROUP_WILDCARD_SINCE
 
 
 @dataclass(frozen=True)
@@ -79,9 +91,12 @@ def _compact(rule: Mapping[str, Any]) -> str:
 
 
 def evaluate(rules: Sequence[Mapping[str, Any]], attrs: RequestAttributes, *,
-             omit_stages: Sequence[str] = (), omit_managed_fields: bool = False) -> Decision:  # fmt: skip
+             omit_stages: Sequence[str] = (), omit_managed_fields: bool = False,
+             kubernetes_version: tuple[int, int, int] | None = None) -> Decision:  # fmt: skip
+    """The level ``rules`` give ``attrs`` on ``kubernetes_version`` (None: unknown, the newest behaviour)."""
+    wildcard = group_wildcard(kubernetes_version)
     for i, rule in enumerate(rules):
-        if _why_not(rule, attrs) is None:
+        if _why_not(rule, attrs, wildcard) is None:
             rule_omf = rule.get("omitManagedFields")
             return Decision(
                 level=rule.get("level", "None"),
@@ -93,11 +108,13 @@ def evaluate(rules: Sequence[Mapping[str, Any]], attrs: RequestAttributes, *,
     return Decision("None", None, frozenset(omit_stages), omit_managed_fields, None)
 
 
-def explain(rules: Sequence[Mapping[str, Any]], attrs: RequestAttributes) -> list[str]:
+def explain(rules: Sequence[Mapping[str, Any]], attrs: RequestAttributes, *,
+            kubernetes_version: tuple[int, int, int] | None = None) -> list[str]:  # fmt: skip
     """For each rule up to the one that matches, why it does or does not match (1-based)."""
+    wildcard = group_wildcard(kubernetes_version)
     out = []
     for i, rule in enumerate(rules, 1):
-        reason = _why_not(rule, attrs)
+        reason = _why_not(rule, attrs, wildcard)
         if reason is None:
             out.append(f"rule {i} matches: level {rule.get('level')}")
             break
@@ -107,7 +124,7 @@ def explain(rules: Sequence[Mapping[str, Any]], attrs: RequestAttributes) -> lis
     return out
 
 
-def _why_not(rule: Mapping[str, Any], a: RequestAttributes) -> str | None:
+def _why_not(rule: Mapping[str, Any], a: RequestAttributes, wildcard: bool) -> str | None:
     """The first predicate of ``rule`` that ``a`` fails, in the API server's order; None if it matches."""
     users = rule.get("users") or []
     if users and (a.user is None or a.user not in users):
@@ -127,7 +144,7 @@ def _why_not(rule: Mapping[str, Any], a: RequestAttributes) -> str | None:
             return f"namespaces {namespaces} does not include {a.namespace!r}"
         if not resources:
             return None
-        return None if _resources_match(resources, a) else _resources_miss(resources, a)
+        return None if _resources_match(resources, a, wildcard) else _resources_miss(resources, a, wildcard)
     urls = rule.get("nonResourceURLs") or []
     if urls:
         if a.resource_request:
@@ -141,11 +158,11 @@ def _url_match(spec: str, path: str) -> bool:
     return spec == "*" or spec == path or (spec.endswith("*") and path.startswith(spec[:-1]))
 
 
-def _resources_match(resources: Sequence[Mapping[str, Any]], a: RequestAttributes) -> bool:
+def _resources_match(resources: Sequence[Mapping[str, Any]], a: RequestAttributes, wildcard: bool) -> bool:
     combined = a.resource + (f"/{a.subresource}" if a.subresource else "")
     for gr in resources:
         group = gr.get("group", "")
-        if group != a.api_group and group != "*":
+        if group != a.api_group and not (wildcard and group == "*"):
             continue
         names = gr.get("resourceNames") or []
         listed = gr.get("resources") or []
@@ -163,9 +180,9 @@ def _resources_match(resources: Sequence[Mapping[str, Any]], a: RequestAttribute
     return False
 
 
-def _resources_miss(resources: Sequence[Mapping[str, Any]], a: RequestAttributes) -> str:
+def _resources_miss(resources: Sequence[Mapping[str, Any]], a: RequestAttributes, wildcard: bool) -> str:
     combined = a.resource + (f"/{a.subresource}" if a.subresource else "")
     groups = sorted({gr.get("group", "") for gr in resources})
-    if a.api_group not in groups and "*" not in groups:
+    if a.api_group not in groups and not (wildcard and "*" in groups):
         return f"resources are in API groups {groups}, the request is in {a.api_group!r}"
     return f"resources {[dict(gr) for gr in resources]} do not cover {combined!r} named {a.name!r}"
