@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_kind_audit.deletion import delete_cluster
+
 FIRST_TEST = """
 import time
 from pathlib import Path
@@ -73,7 +75,7 @@ def main() -> None:
             print(f"{n} I/O-bound audited tests on one reused cluster: -n 0 {serial:.1f}s, -n 2 {parallel:.1f}s, "
                   f"speed-up {serial / parallel:.2f}x")  # fmt: skip
         finally:
-            subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, check=False)
+            delete_cluster("kind", name)  # explicit kubeconfig: ~/.kube/config is never edited
 
 
 if __name__ == "__main__":

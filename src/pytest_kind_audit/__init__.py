@@ -5,7 +5,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .asserts import assert_audited, assert_not_audited
-from .cluster import AuditedCluster, DockerLogSource, Environment, check_environment
+from .cluster import AuditedCluster
+from .collection import AuditEvents
+from .deletion import Deletion
+from .environment import Environment, check_environment
 from .events import AuditEvent, ObjectRef, ResponseStatus, UserInfo, parse_text
 from .exceptions import (
     ClusterError,
@@ -14,11 +17,13 @@ from .exceptions import (
     EnvironmentNotReady,
     KindAuditError,
     KindAuditWarning,
+    NoAuditWindow,
     PolicyError,
 )
 from .follow import FileSource
 from .kindconfig import KindConfig
-from .log import AuditEvents, AuditLog, AuditWindow
+from .log import AuditLog, AuditWindow
+from .nodes import DockerLogSource
 from .policy import LEVELS, AuditPolicy
 from .query import FILTERS, AuditQuery
 
@@ -40,6 +45,7 @@ __all__ = [
     "ClusterError",
     "CommandError",
     "ConfigError",
+    "Deletion",
     "DockerLogSource",
     "Environment",
     "EnvironmentNotReady",
@@ -47,6 +53,7 @@ __all__ = [
     "KindAuditError",
     "KindAuditWarning",
     "KindConfig",
+    "NoAuditWindow",
     "ObjectRef",
     "PolicyError",
     "ResponseStatus",

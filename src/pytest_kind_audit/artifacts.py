@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import DockerLogSource, docker_client
 from .events import parse_text
 from .hub import ClusterHub
 from .log import AuditWindow
+from .nodes import DockerLogSource, control_plane, docker_client
 from .options import Settings
 from .report import build_html, counts, save_log
 from .state import HUB_KEY, OUTCOME_KEY
@@ -39,7 +39,9 @@ def write_artifacts(hub: ClusterHub, cluster_name: str, settings: Settings) -> l
     lines: list[str] = []
     if settings.log_dir is not None:
         try:
-            container = docker_client().containers.get(f"{cluster_name}-control-plane")
+            container = control_plane(docker_client(), cluster_name)
+            if container is None:
+                raise LookupError(f"cluster {cluster_name} has no control-plane container")
             data = DockerLogSource(container).read_new()  # rotated files first, then the live one
         except Exception as exc:  # the run's result matters more than its artifact
             lines.append(f"kind-audit: could not save the audit log: {exc}")

@@ -1,72 +1,125 @@
 """assert_audited / assert_not_audited, and failure messages that say what was expected, what was seen,
 and what came closest. The messages are built here, so they read the same without assertion rewriting.
+
+The signature is written once, on ``AssertMethods``: windows, the session log and the bare functions for
+the current test all inherit it. Whatever a message needs (policy, identity, verbosity, timeout) comes
+from the window searched, never from module state.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .exceptions import KindAuditError
+from .collection import AuditEvents
+from .exceptions import NoAuditWindow
+from .policy import LEVELS
 from .query import AuditQuery
 
 if TYPE_CHECKING:
     from .events import AuditEvent
-    from .log import AuditEvents, AuditWindow
+    from .policy import AuditPolicy
 
-__all__ = ["assert_audited", "assert_not_audited", "current_window", "set_current_window"]
+__all__ = ["AssertMethods", "Searchable", "assert_audited", "assert_not_audited", "current_window",
+           "set_current_window"]  # fmt: skip
 
-# The window of the test running now (set by the pytest layer), for the bare assert_audited().
-_current: AuditWindow | None = None
-#: Detail level of failure messages: 0 default, 1 with -v (every event), 2 with -vv.
-verbosity = 0
 CLOSEST_SHOWN = 5
 
 
-class NoAuditWindow(KindAuditError):
-    """A bare assert_audited() outside a test that uses the audited cluster."""
+class Searchable(Protocol):
+    """What an assert needs of the events it searches (an AuditWindow)."""
+
+    #: Seconds to wait for events when the assert does not say.
+    timeout: float
+    #: Detail of failure messages: 0 default, 1 with -v (every event), 2 with -vv.
+    verbosity: int
+    #: The policy the API server runs with, and the identity (user, groups) of this process's requests,
+    #: so a failure can say what the policy does with the request looked for.
+    policy: AuditPolicy | None
+    identity: tuple[str, tuple[str, ...]] | None
+
+    def __len__(self) -> int: ...
+    def all(self) -> AuditEvents: ...
+    def refresh(self) -> list[AuditEvent]: ...
+    def describe(self) -> str: ...
 
 
-def set_current_window(window: AuditWindow | None) -> None:
-    global _current
-    _current = window
+class AssertMethods:
+    """``assert_audited`` and ``assert_not_audited`` over the events ``_searched()`` returns."""
+
+    def _searched(self) -> Searchable:
+        raise NotImplementedError
+
+    def assert_audited(
+        self, *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any
+    ) -> AuditEvents:
+        """Assert that audit events matching ``filters`` were written (for the bare function: caused by the
+        current test); return them.
+
+        ``count`` asks for exactly that many, ``at_least`` for a minimum (default: at least one). Waits up to
+        ``timeout`` seconds (default ``--kind-audit-timeout``) for the events to be written; AssertionError
+        with the closest events if they are not.
+        """
+        __tracebackhide__ = True
+        query = AuditQuery(**filters)
+        return wait_for_events(self._searched(), query, count=count, at_least=at_least, timeout=timeout)
+
+    def assert_not_audited(self, *, timeout: float = 0.0, **filters: Any) -> None:
+        """Assert that no audit event matches ``filters`` (watching for ``timeout`` seconds; default: one look
+        now)."""
+        __tracebackhide__ = True
+        check_absent(self._searched(), AuditQuery(**filters), timeout=timeout)
 
 
-def current_window() -> AuditWindow:
-    if _current is None:
+# The window of the test running now, for the bare assert_audited(). A context variable, reset by the
+# fixture that set it, so nothing leaks out of a test (or out of an in-process pytester run).
+_current: ContextVar[Searchable | None] = ContextVar("kind_audit_current_window", default=None)
+
+
+def set_current_window(window: Searchable | None) -> Token[Searchable | None]:
+    """Make ``window`` the target of the bare asserts; pass the token to ``reset_current_window``."""
+    return _current.set(window)
+
+
+def reset_current_window(token: Token[Searchable | None]) -> None:
+    _current.reset(token)
+
+
+def current_window() -> Searchable:
+    window = _current.get()
+    if window is None:
         raise NoAuditWindow(
             "assert_audited() without a target searches the current test's events, but this test has no "
             "audit window: request the audited_cluster or audit_log fixture, or call "
             "audited_cluster.audit.assert_audited(...) for the whole session"
         )
-    return _current
+    return window
 
 
-def assert_audited(
-    *, count: int | None = None, at_least: int | None = None, timeout: float | None = None, **filters: Any
-) -> AuditEvents:
-    """Assert that the current test caused audit events matching ``filters``; return them.
-
-    ``count`` asks for exactly that many, ``at_least`` for a minimum (default: at least one). Waits up to
-    ``timeout`` seconds (default ``--kind-audit-timeout``) for the events to be written.
-    """
-    __tracebackhide__ = True
-    return wait_for_events(current_window(), AuditQuery(**filters), count=count, at_least=at_least, timeout=timeout)
+class _CurrentTest(AssertMethods):
+    def _searched(self) -> Searchable:
+        return current_window()
 
 
-def assert_not_audited(*, timeout: float = 0.0, **filters: Any) -> None:
-    """Assert that no event of the current test matches ``filters`` (looking again for ``timeout`` seconds)."""
-    __tracebackhide__ = True
-    check_absent(current_window(), AuditQuery(**filters), timeout=timeout)
+_current_test = _CurrentTest()
+#: Assert on the current test's events (its audit window); see AssertMethods.assert_audited.
+assert_audited = _current_test.assert_audited
+#: Assert that none of the current test's events match; see AssertMethods.assert_not_audited.
+assert_not_audited = _current_test.assert_not_audited
 
 
 def _expectation(count: int | None, at_least: int | None) -> tuple[str, int, int | None]:
     """Words ("at least 1 audit event"), minimum and maximum for the count arguments."""
     if count is not None and at_least is not None:
-        raise TypeError("pass count= or at_least=, not both")
+        raise ValueError(f"pass count= or at_least=, not both (got count={count!r}, at_least={at_least!r})")
     for name, value in (("count", count), ("at_least", at_least)):
-        if value is not None and (not isinstance(value, int) or value < 0):
-            raise TypeError(f"{name}= must be a non-negative integer, got {value!r}")
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name}= must be a whole number, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{name}= must not be negative, got {value!r}")
     if count is not None:
         return f"exactly {_plural(count, 'audit event')}", count, count
     low = 1 if at_least is None else at_least
@@ -74,13 +127,11 @@ def _expectation(count: int | None, at_least: int | None) -> tuple[str, int, int
 
 
 def wait_for_events(
-    window: AuditWindow, query: AuditQuery, *, count: int | None, at_least: int | None, timeout: float | None
+    window: Searchable, query: AuditQuery, *, count: int | None, at_least: int | None, timeout: float | None
 ) -> AuditEvents:
     __tracebackhide__ = True
-    from .log import AuditEvents
-
     words, low, high = _expectation(count, at_least)
-    wait = window.log.timeout if timeout is None else timeout
+    wait = window.timeout if timeout is None else timeout
     matched: list[AuditEvent] = [e for e in window.all() if query.matches(e)]
     # The wait is counted from the first look: reading a backlog is not waiting for events.
     started = time.monotonic()
@@ -99,7 +150,7 @@ def wait_for_events(
     raise AssertionError(_failure(window, query, words, matched, waited))
 
 
-def check_absent(window: AuditWindow, query: AuditQuery, *, timeout: float) -> None:
+def check_absent(window: Searchable, query: AuditQuery, *, timeout: float) -> None:
     __tracebackhide__ = True
     matched = [e for e in window.all() if query.matches(e)]
     started = time.monotonic()
@@ -114,7 +165,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _failure(window: AuditWindow, query: AuditQuery, words: str, matched: list[AuditEvent], waited: float) -> str:
+def _failure(window: Searchable, query: AuditQuery, words: str, matched: list[AuditEvent], waited: float) -> str:
     events = list(window.all())
     lines = [
         f"expected {words} matching the query, found {len(matched)}",
@@ -122,11 +173,11 @@ def _failure(window: AuditWindow, query: AuditQuery, words: str, matched: list[A
         f"  searched: {_plural(len(events), 'event')} in {window.describe()}, waited {waited:.1f}s",
     ]
     if matched:
-        lines += _listing("matching events", matched)
+        lines += _listing("matching events", matched, window.verbosity)
     near = [(len(d), i, e, d) for i, e in enumerate(events) if (d := query.differences(e))]
     near.sort(key=lambda t: (t[0], t[1]))
     if near and len(matched) < 1:
-        shown = near if verbosity >= 1 else near[:CLOSEST_SHOWN]
+        shown = near if window.verbosity >= 1 else near[:CLOSEST_SHOWN]
         lines.append(f"  closest events ({len(shown)} shown, ranked by number of differing fields):")
         for rank, (_n, _i, event, diffs) in enumerate(shown, 1):
             lines.append(f"    {rank}. {event.summary()}")
@@ -137,23 +188,22 @@ def _failure(window: AuditWindow, query: AuditQuery, words: str, matched: list[A
         lines.append("  the window holds no events: did the request reach this cluster, and does the policy log it?")
     if not matched:
         lines += _policy_hint(window, query)
-    if verbosity >= 2:
+    if window.verbosity >= 2:
         lines.append("  every event in the window:")
         lines += [f"    {e.summary()}" for e in events]
     return "\n".join(lines)
 
 
-_LEVEL_RANK = {"None": 0, "Metadata": 1, "Request": 2, "RequestResponse": 3}
 _ATTRS = ("verb", "resource", "subresource", "namespace", "name", "api_group")
 
 
-def _policy_hint(window: AuditWindow, query: AuditQuery) -> list[str]:
+def _policy_hint(window: Searchable, query: AuditQuery) -> list[str]:
     """What the policy does with the request the query describes, when that explains the miss."""
-    policy, f = window.log.policy, query.filters
+    policy, f = window.policy, query.filters
     if policy is None or not isinstance(f.get("verb"), str):
         return []
     attrs: dict[str, Any] = {k: f[k] for k in _ATTRS if isinstance(f.get(k), str)}
-    user, groups = window.log.identity or ("", ())
+    user, groups = window.identity or ("", ())
     if isinstance(f.get("user"), str):
         user, groups = f["user"], ((f["group"],) if isinstance(f.get("group"), str) else ())
     if not user:
@@ -167,22 +217,22 @@ def _policy_hint(window: AuditWindow, query: AuditQuery) -> list[str]:
     if isinstance(stage, str) and stage in decision.omit_stages:
         return [head, f"            and omits its {stage} stage (omitStages)"]
     wanted = f.get("level")
-    if isinstance(wanted, str) and _LEVEL_RANK.get(wanted, 0) > _LEVEL_RANK.get(decision.level, 0):
+    if wanted in LEVELS and LEVELS.index(wanted) > LEVELS.index(decision.level):
         return [head, f"            below the level={wanted!r} the query asks for"]
     return []
 
 
-def _unexpected(window: AuditWindow, query: AuditQuery, matched: list[AuditEvent], waited: float) -> str:
+def _unexpected(window: Searchable, query: AuditQuery, matched: list[AuditEvent], waited: float) -> str:
     lines = [
         f"expected no audit event matching the query, found {len(matched)}",
         f"  query:    {query.describe()}",
         f"  searched: {_plural(len(window), 'event')} in {window.describe()}, watched {waited:.1f}s",
-        *_listing("matching events", matched),
+        *_listing("matching events", matched, window.verbosity),
     ]
     return "\n".join(lines)
 
 
-def _listing(title: str, events: list[AuditEvent]) -> list[str]:
+def _listing(title: str, events: list[AuditEvent], verbosity: int) -> list[str]:
     shown = events if verbosity >= 1 else events[:CLOSEST_SHOWN]
     lines = [f"  {title}:", *[f"    {i}. {e.summary()}" for i, e in enumerate(shown, 1)]]
     if len(shown) < len(events):

@@ -2,7 +2,12 @@
 
 Usable from a script::
 
-    cluster = AuditedCluster.create(name="demo", policy=AuditPolicy.for_level("Metadata"), workdir=Path("/tmp/x"))
+    env = check_environment("kind", "kind-audit-ci/node:v1.34.4")
+    workdir = Path("/tmp/demo")
+    policy = AuditPolicy.for_level("Metadata")
+    config = KindConfig.build(policy_file=workdir / "audit-policy.yaml", kind_version=env.kind_version,
+                              kubernetes_version=env.kubernetes_version, cgroup_v1_host=env.cgroup_v1_host)
+    cluster = AuditedCluster.create(name="demo", config=config, policy=policy, workdir=workdir, environment=env)
     try:
         cluster.kubectl("create", "namespace", "demo")
         cluster.audit.assert_audited(verb="create", resource="namespaces", name="demo")
@@ -16,169 +21,40 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from . import _commands
-from .exceptions import ClusterError, CommandError, EnvironmentNotReady
-from .follow import LogFollower
-from .kindconfig import AUDIT_LOG_PATH, KindConfig, Version, parse_version
-from .log import AuditLog
-from .ownership import Fingerprint, Records, put_node_file, stale_clusters, write_fingerprint
+from .deletion import Deletion, delete_cluster
+from .environment import Environment
+from .exceptions import ClusterError, CommandError
+from .kindconfig import AUDIT_LOG_PATH, KindConfig
+from .log import AuditLog, AuditWindow
+from .nodes import (
+    DockerLogSource,
+    cluster_containers,
+    control_plane,
+    control_plane_name,
+    docker_client,
+    exec_output,
+    write_file,
+)
+from .ownership import Fingerprint, Records, write_fingerprint
 
 if TYPE_CHECKING:
-    import docker
-    from docker.models.containers import Container
+    from .events import AuditEvent
+    from .policy import AuditPolicy
 
-__all__ = ["AuditedCluster", "DockerLogSource", "Environment", "check_environment"]
+__all__ = ["WORKER_USER_PREFIX", "AuditedCluster"]
 
 CREATE_WAIT = "180s"
 CREATE_TIMEOUT = 600.0
-
-
-def docker_client() -> docker.DockerClient:
-    """A Docker SDK client, or EnvironmentNotReady naming the fix."""
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except DockerException as exc:
-        raise EnvironmentNotReady(
-            f"Docker is not reachable ({_first_line(exc)}): start the Docker daemon, or set DOCKER_HOST"
-        ) from None
-    return client
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
-@dataclass(frozen=True)
-class Environment:
-    """What was found: the kind binary and versions, the node image and its Kubernetes version."""
-
-    kind_binary: str
-    kind_version: Version
-    image: str
-    kubernetes_version: Version
-    cgroup_v1_host: bool
-
-
-def check_environment(kind_binary: str, image: str) -> Environment:
-    """Check Docker, kind and the node image before anything is created; EnvironmentNotReady if one is missing."""
-    client = docker_client()
-    found = shutil.which(kind_binary)
-    if not found:
-        raise EnvironmentNotReady(
-            f"kind binary {kind_binary!r} not found: install kind (go install sigs.k8s.io/kind@v0.30.0) "
-            "or pass --kind-audit-kind-binary"
-        )
-    try:
-        out = _commands.run([found, "version"], timeout=30).stdout
-        kind_version = parse_version(out)
-    except (CommandError, ValueError) as exc:
-        raise EnvironmentNotReady(f"{found} version failed: {_first_line(exc)}") from None
-    if not image:
-        image = _default_image(found)
-    kubernetes_version = _image_kubernetes_version(client, image)
-    cgroup_v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
-    return Environment(found, kind_version, image, kubernetes_version, cgroup_v1)
-
-
-def _default_image(kind_binary: str) -> str:
-    """kind's own default node image (kind pulls it if missing)."""
-    out = _commands.run([kind_binary, "create", "cluster", "--help"], timeout=30, check=False).stdout
-    for token in out.split():
-        if token.startswith("kindest/node:"):
-            return token.rstrip(")\"',")
-    return ""
-
-
-def _image_kubernetes_version(client: docker.DockerClient, image: str) -> Version:
-    from docker.errors import ImageNotFound
-
-    try:
-        client.images.get(image)
-    except ImageNotFound:
-        tag = image.rsplit(":", 1)[-1] if ":" in image else ""
-        if image.startswith("kindest/node:"):
-            # kind will pull it; the tag names the Kubernetes version.
-            return parse_version(tag)
-        raise EnvironmentNotReady(
-            f"node image {image!r} is not present: build it (ci/build-node-image.sh) or docker pull it"
-        ) from None
-    return parse_version(_read_file_from_image(client, image, "/kind/version"))
-
-
-def _read_file_from_image(client: docker.DockerClient, image: str, path: str) -> str:
-    import io
-    import tarfile
-
-    container = client.containers.create(image, entrypoint=["true"])
-    try:
-        stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            f = tar.extractfile(member) if member else None
-            return f.read().decode() if f else ""
-    finally:
-        container.remove(force=True)
-
-
-class ContainerFiles:
-    """The audit log's files inside the control-plane container, read through the Docker SDK: only the
-    bytes from an offset on cross the wire (``tail -c +N``), never the whole file."""
-
-    # One open file gives both the inode and the bytes, so a rotation between two reads cannot mix files.
-    _READ = 'exec 3<"$0" || exit 3; stat -L -c "%i %s" /dev/fd/3; tail -c +"$1" <&3'
-
-    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
-        self.container = container
-        self.path = path
-
-    def _exec(self, *argv: str) -> tuple[int, bytes]:
-        result = self.container.exec_run(list(argv), stdout=True, stderr=False)
-        return result.exit_code or 0, _output(result.output)
-
-    def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
-        code, out = self._exec("sh", "-c", self._READ, self.path, str(offset + 1))
-        if code != 0 or b"\n" not in out:
-            return None, 0, b""  # not created yet
-        head, _, data = out.partition(b"\n")
-        inode, size = head.split()
-        return int(inode), int(size), data
-
-    def backups(self) -> list[tuple[int, str]]:
-        stem, dot, ext = self.path.rpartition(".")
-        pattern = f"{stem}-*.{ext}" if dot else f"{self.path}-*"
-        _, out = self._exec("sh", "-c", f'for f in {pattern}; do [ -e "$f" ] && stat -c "%i %n" "$f"; done; true')
-        rows = [line.split(" ", 1) for line in out.decode().splitlines() if " " in line]
-        return sorted(((int(ino), name) for ino, name in rows), key=lambda row: row[1])
-
-    def read_path(self, path: str, offset: int) -> bytes:
-        return self._exec("tail", "-c", f"+{offset + 1}", path)[1]
-
-
-class DockerLogSource(LogFollower):
-    """The audit log inside a kind node, followed across rotations."""
-
-    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
-        super().__init__(ContainerFiles(container, path))
-
-
-def _output(output: bytes | Iterator[bytes] | None) -> bytes:
-    # exec_run returns bytes unless streaming was asked for.
-    if output is None:
-        return b""
-    return output if isinstance(output, bytes) else b"".join(output)
+#: Prefix of the per-worker identities under xdist (see AuditedCluster.use_identity).
+WORKER_USER_PREFIX = "kind-audit-worker-"
 
 
 class AuditedCluster:
@@ -190,7 +66,7 @@ class AuditedCluster:
         *,
         kind_binary: str,
         kubeconfig: Path,
-        environment: Environment | None = None,
+        policy: AuditPolicy | None = None,
         timeout: float = 10.0,
         created: bool = True,
         records: Records | None = None,
@@ -199,11 +75,9 @@ class AuditedCluster:
         self.name = name
         self.kind_binary = kind_binary
         self.kubeconfig = kubeconfig
-        self.environment = environment
         #: True when this process created the cluster, False when it attached to an existing one.
         self.created = created
-        self.created_at = datetime.now(timezone.utc)
-        self.node = f"{name}-control-plane"
+        self.node = control_plane_name(name)
         #: The user name this process's kubectl acts as.
         self.identity = "kubernetes-admin"
         #: Its groups (kubeadm's admin.conf user is in kubeadm:cluster-admins since Kubernetes 1.29).
@@ -211,16 +85,18 @@ class AuditedCluster:
         # The same identity's kubeconfig inside the node, for kubectl run there (no kubectl on this host).
         self._node_kubeconfig = "/etc/kubernetes/admin.conf"
         self.records = records
-        self._docker = docker_client()
-        try:
-            self.container = self._docker.containers.get(self.node)
-        except Exception as exc:
-            raise ClusterError(f"control-plane container {self.node!r} not found: {_first_line(exc)}") from None
-        source = DockerLogSource(self.container)
+        container = control_plane(docker_client(), name)
+        if container is None:
+            raise ClusterError(f"control-plane container {self.node!r} not found")
+        self.container = container
+        source = DockerLogSource(container)
         if skip_history:  # a reused cluster: this session's events start now
             source.skip_existing()
-        self.audit = AuditLog(source, timeout=timeout)
+        self.audit = AuditLog(source, timeout=timeout, policy=policy, identity=self._identity())
         self._kubectl = shutil.which("kubectl")
+
+    def _identity(self) -> tuple[str, tuple[str, ...]]:
+        return self.identity, self.identity_groups
 
     @classmethod
     def create(
@@ -228,6 +104,7 @@ class AuditedCluster:
         *,
         name: str,
         config: KindConfig,
+        policy: AuditPolicy,
         workdir: Path,
         environment: Environment,
         timeout: float = 10.0,
@@ -236,10 +113,21 @@ class AuditedCluster:
     ) -> AuditedCluster:
         """Create the cluster (kind create cluster) with its own kubeconfig; delete it again if anything fails.
 
-        The host record is written first, so a run killed mid-creation can be cleaned up by the next one."""
+        Refused when the policy is one this Kubernetes version refuses, or when a cluster of that name
+        exists: it is somebody else's. The host record is written first, so a run killed mid-creation can
+        be cleaned up by the next one; the policy file in ``workdir`` is bind-mounted into the node, which
+        proves later whose node it is."""
+        policy = policy.for_kubernetes(environment.kubernetes_version)
+        if cluster_containers(docker_client(), name):
+            raise ClusterError(
+                f"a kind cluster named {name!r} already exists and was left alone: pass "
+                "--kind-audit-reuse-cluster to use it (if this plugin made it), or pick another "
+                "--kind-audit-cluster-name"
+            )
         workdir.mkdir(parents=True, exist_ok=True)
         if records is not None and fingerprint is not None:
             records.write(name, fingerprint)
+        policy.write(config.policy_path)
         config_path = config.write(workdir / "kind-config.yaml")
         kubeconfig = workdir / "kubeconfig"
         argv = [
@@ -250,20 +138,21 @@ class AuditedCluster:
             argv += ["--image", environment.image]
         try:
             _commands.run(argv, timeout=CREATE_TIMEOUT)
-            cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig,
-                          environment=environment, timeout=timeout, records=records)  # fmt: skip
+            cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
+                          timeout=timeout, records=records)  # fmt: skip
             if fingerprint is not None:
                 write_fingerprint(cluster.container, fingerprint)
             cluster.wait_for_audit_log()
         except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
-            delete_cluster(environment.kind_binary, name, kubeconfig)
-            if records is not None:
+            deletion = delete_cluster(environment.kind_binary, name, kubeconfig, made_in=workdir)
+            if records is not None and deletion.deleted:
                 records.remove(name)
+            left = "" if deletion.deleted else f"\nthe half-made cluster was {deletion.describe()}"
             if isinstance(exc, CommandError):
                 raise ClusterError(
                     f"kind create cluster {name!r} failed: {_last_lines(exc.stderr)}\n"
                     "a bad audit policy makes the API server crash-loop; rerun with "
-                    "--kind-audit-keep-cluster and see `kind export logs`"
+                    f"--kind-audit-keep-cluster and see `kind export logs`{left}"
                 ) from None
             raise
         return cluster
@@ -275,11 +164,14 @@ class AuditedCluster:
         name: str,
         workdir: Path,
         environment: Environment,
+        policy: AuditPolicy | None = None,
         timeout: float = 10.0,
         skip_history: bool = False,
         records: Records | None = None,
     ) -> AuditedCluster:
         """Use a running cluster: export its kubeconfig to ``workdir`` (never ~/.kube/config)."""
+        if policy is not None:
+            policy = policy.for_kubernetes(environment.kubernetes_version)
         workdir.mkdir(parents=True, exist_ok=True)
         kubeconfig = workdir / f"kubeconfig-{os.getpid()}"
         try:
@@ -287,20 +179,17 @@ class AuditedCluster:
                            "--kubeconfig", str(kubeconfig)], timeout=60)  # fmt: skip
         except CommandError as exc:
             raise ClusterError(f"cannot use cluster {name!r}: {_last_lines(exc.stderr, 2)}") from None
-        return cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, environment=environment,
+        return cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
                    timeout=timeout, created=False, skip_history=skip_history, records=records)  # fmt: skip
 
     def use_identity(self, user: str, path: Path) -> None:
         """Act as ``user`` (a cluster admin, group system:masters) from now on: a client certificate made
         in the node, so this process's requests can be told apart in the audit log."""
-        result = self.container.exec_run(
-            ["kubeadm", "kubeconfig", "user", f"--client-name={user}", "--org=system:masters",
-             "--config=/kind/kubeadm.conf"], stdout=True, stderr=False,
-        )  # fmt: skip
-        if result.exit_code != 0:
+        code, raw = exec_output(self.container, ["kubeadm", "kubeconfig", "user", f"--client-name={user}",
+                                                 "--org=system:masters", "--config=/kind/kubeadm.conf"])  # fmt: skip
+        if code != 0:
             raise ClusterError(f"could not make a client certificate for {user!r} in {self.node}")
-        raw = _output(result.output)
-        self._node_kubeconfig = put_node_file(self.container, f"kubeconfig-{user}", raw, 0o600)
+        self._node_kubeconfig = write_file(self.container, f"kubeconfig-{user}", raw, 0o600)
         config = yaml.safe_load(raw)
         server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         for entry in config["clusters"]:
@@ -309,6 +198,18 @@ class AuditedCluster:
         path.chmod(0o600)
         self.kubeconfig, self.identity = path, user
         self.identity_groups = ("system:masters", "system:authenticated")
+        self.audit.identity = self._identity()
+
+    def window(self, *, label: str = "window", start: datetime | None = None, verbosity: int = 0) -> AuditWindow:
+        """The events of requests received from ``start`` (default: now) on. Under xdist each worker acts as
+        its own user, so the other workers' requests are left out: a window holds this process's test."""
+        return self.audit.window(start, label=label, foreign=self._foreign(), verbosity=verbosity)
+
+    def _foreign(self) -> Callable[[AuditEvent], bool] | None:
+        own = self.identity
+        if not own.startswith(WORKER_USER_PREFIX):
+            return None
+        return lambda e: e.user.username.startswith(WORKER_USER_PREFIX) and e.user.username != own
 
     def wait_for_audit_log(self, timeout: float = 60.0) -> None:
         """Auditing is on once the log holds an event; an existing empty file proves nothing."""
@@ -341,35 +242,17 @@ class AuditedCluster:
 
     def exec_in_node(self, *argv: str) -> str:
         """Run a command in the control-plane container (diagnostics)."""
-        result = self._docker.containers.get(self.node).exec_run(list(argv))
-        return _output(result.output).decode(errors="replace")
+        return exec_output(self.container, list(argv))[1].decode(errors="replace")
 
-    def delete(self) -> None:
-        delete_cluster(self.kind_binary, self.name, self.kubeconfig)
-        if self.records is not None:
+    def delete(self) -> Deletion:
+        """Delete the cluster; the result says whether its containers are really gone."""
+        deletion = delete_cluster(self.kind_binary, self.name, self.kubeconfig)
+        if self.records is not None and deletion.deleted:
             self.records.remove(self.name)
+        return deletion
 
     def __repr__(self) -> str:
         return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
-
-
-def delete_cluster(kind_binary: str, name: str, kubeconfig: Path | None = None) -> None:
-    """kind delete cluster, always with an explicit kubeconfig: without one kind edits ~/.kube/config."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="kind-audit-") as scratch:
-        path = kubeconfig if kubeconfig is not None else Path(scratch) / "kubeconfig"
-        _commands.run([kind_binary, "delete", "cluster", "--name", name, "--kubeconfig", str(path)],
-                      timeout=300, check=False)  # fmt: skip
-
-
-def reap_stale(kind_binary: str, records: Records) -> dict[str, str]:
-    """Delete the clusters interrupted runs of this plugin left behind; return name -> why."""
-    stale = stale_clusters(docker_client(), records)
-    for name in stale:
-        delete_cluster(kind_binary, name)
-        records.remove(name)
-    return stale
 
 
 def _last_lines(text: str, n: int = 8) -> str:

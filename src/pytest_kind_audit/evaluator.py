@@ -45,6 +45,10 @@ class RequestAttributes:
     path: str = ""
     is_resource: bool | None = None
 
+    def __post_init__(self) -> None:
+        # Any iterable of groups (a list from a caller) becomes a tuple: the attributes stay hashable.
+        object.__setattr__(self, "groups", tuple(self.groups))
+
     @property
     def resource_request(self) -> bool:
         return bool(self.resource) if self.is_resource is None else self.is_resource

@@ -17,10 +17,8 @@ try:  # An optional fast decoder; the standard library is the fallback.
     import orjson
 
     _loads: Callable[[bytes | str], Any] = orjson.loads
-    FAST_DECODER = "orjson"
 except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
-    FAST_DECODER = ""
 
 __all__ = [
     "STAGES",
@@ -28,7 +26,6 @@ __all__ = [
     "ObjectRef",
     "ResponseStatus",
     "UserInfo",
-    "parse_event",
     "parse_line",
     "parse_text",
 ]
@@ -315,10 +312,6 @@ class AuditEvent:
 
 _new = object.__new__
 _EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
-
-
-def parse_event(data: Mapping[str, Any]) -> AuditEvent:
-    return AuditEvent.from_json(data)
 
 
 def parse_line(line: bytes | str) -> AuditEvent | None:

@@ -37,3 +37,7 @@ class KindAuditWarning(UserWarning):
 
 class ClusterError(KindAuditError):
     """The cluster could not be created, reached or deleted."""
+
+
+class NoAuditWindow(KindAuditError):
+    """A bare assert_audited() outside a test that uses the audited cluster."""

@@ -5,18 +5,20 @@ conftest.py (for example ``kind_base_config`` to supply your own kind config).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import asserts
-from .cluster import AuditedCluster, Environment, check_environment
+from .asserts import reset_current_window, set_current_window
+from .cluster import AuditedCluster
+from .environment import Environment, check_environment
 from .exceptions import ConfigError, EnvironmentNotReady, KindAuditError
-from .hub import WORKER_USER_PREFIX
 from .kindconfig import KindConfig
 from .log import AuditWindow
 from .options import Settings
+from .ownership import Records
 from .policy import AuditPolicy
 from .provision import ClusterRequest, obtain_cluster
 from .state import HUB_KEY, SETTINGS_KEY, WINDOW_KEY
@@ -29,9 +31,11 @@ def kind_audit_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def kind_audit_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The directory holding the policy, the kind config and the kubeconfig of the session's cluster."""
-    return tmp_path_factory.mktemp("kind-audit")
+def kind_audit_workdir(pytestconfig: pytest.Config, kind_audit_settings: Settings) -> Path:
+    """The run's directory for its cluster: the audit policy (bind-mounted into the node, so it lives as
+    long as the cluster, kept or not), the kind config and the kubeconfigs. Outside pytest's temporary
+    folders, which later runs delete; removed when the cluster is deleted."""
+    return Records().workdir(kind_audit_settings.cluster_name, pytestconfig.stash[HUB_KEY].run_id)
 
 
 @pytest.fixture(scope="session")
@@ -74,10 +78,9 @@ def kind_config(
     """The kind config with auditing on: the policy file written and mounted, the API server flags and
     volumes in a kubeadm patch shaped for this kind and Kubernetes version."""
     env = kind_audit_environment
-    policy_file = audit_policy.write(kind_audit_workdir / "audit-policy.yaml")
     try:
         return KindConfig.build(
-            policy_file=policy_file,
+            policy_file=kind_audit_workdir / "audit-policy.yaml",  # written by the process that creates it
             kind_version=env.kind_version,
             kubernetes_version=env.kubernetes_version,
             base=kind_base_config,
@@ -104,8 +107,7 @@ def audited_cluster(
     request = ClusterRequest(
         name=s.cluster_name,
         config=kind_config,
-        policy_yaml=audit_policy.to_yaml(),
-        workdir=Path(pytestconfig.stash[HUB_KEY].state_dir),
+        policy=audit_policy,
         environment=kind_audit_environment,
         timeout=s.timeout,
         keep=s.keep_cluster,
@@ -119,34 +121,34 @@ def audited_cluster(
         problem = ""
     if problem:
         pytest.fail(problem, pytrace=False)
-    cluster.audit.policy = audit_policy
-    cluster.audit.identity = (cluster.identity, cluster.identity_groups)
     # Deleted by the run's owner in pytest_sessionfinish, after every worker is done.
     return cluster
 
 
 @pytest.fixture
-def audit_log(request: pytest.FixtureRequest, audited_cluster: AuditedCluster) -> AuditWindow:
+def audit_log(request: pytest.FixtureRequest, audited_cluster: AuditedCluster) -> Iterator[AuditWindow]:
     """The audit events of the current test: requests received from its setup on. Offers ``.events()``,
     ``.all()``, ``.assert_audited()`` and ``.assert_not_audited()``."""
     window: AuditWindow | None = request.node.stash.get(WINDOW_KEY, None)
-    if window is None:  # requested dynamically, after the window hook ran
-        window = _open_window(request.node, audited_cluster)
-    return window
+    if window is not None:
+        yield window
+        return
+    with _test_window(request.node, audited_cluster) as window:  # requested dynamically, after the hook ran
+        yield window
 
 
-def _open_window(item: pytest.Item, cluster: AuditedCluster) -> AuditWindow:
-    own = cluster.identity
-    # Under xdist each worker acts as its own user: another worker's requests are not this test's.
-    foreign = (
-        (lambda e: e.user.username.startswith(WORKER_USER_PREFIX) and e.user.username != own)
-        if own.startswith(WORKER_USER_PREFIX)
-        else None
-    )
-    window = cluster.audit.window(label=f"the window of {item.name}", foreign=foreign)
+@contextmanager
+def _test_window(item: pytest.Item, cluster: AuditedCluster) -> Iterator[AuditWindow]:
+    """The test's window, the target of the bare asserts until the test ends."""
+    verbosity = max(0, int(item.config.option.verbose))
+    window = cluster.window(label=f"the window of {item.name}", verbosity=verbosity)
     item.stash[WINDOW_KEY] = window
-    asserts.set_current_window(window)
-    return window
+    token = set_current_window(window)
+    try:
+        yield window
+    finally:
+        window.close()
+        reset_current_window(token)
 
 
 @pytest.fixture(autouse=True)
@@ -156,10 +158,5 @@ def _kind_audit_test_window(request: pytest.FixtureRequest) -> Iterator[None]:
     if "audited_cluster" not in names and "audit_log" not in names:
         yield
         return
-    cluster: AuditedCluster = request.getfixturevalue("audited_cluster")
-    window = _open_window(request.node, cluster)
-    try:
+    with _test_window(request.node, request.getfixturevalue("audited_cluster")):
         yield
-    finally:
-        window.close()
-        asserts.set_current_window(None)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .exceptions import ClusterError
-from .ownership import process_start
+from .ownership import alive, process_start
 
 __all__ = ["ClusterHub", "HubState"]
 
 T = TypeVar("T")
-#: Prefix of the per-worker identities under xdist (see AuditedCluster.use_identity).
-WORKER_USER_PREFIX = "kind-audit-worker-"
+STATE_PREFIX = "pytest-kind-audit-"
+OWNER_FILE = "owner.json"
 
 
 @dataclass
@@ -37,8 +37,12 @@ class HubState:
     reused: bool = False
     creations: int = 0  # `kind create cluster` calls this run made
     message: str = ""
+    #: Stale clusters of interrupted runs: name -> the summary line of what was done with it.
     reaped: dict[str, str] = field(default_factory=dict)
     workers: list[str] = field(default_factory=list)
+    #: At the end of the run: whether the cluster's containers are gone, and the summary's words for it.
+    deleted: bool = False
+    deletion: str = ""
 
 
 class ClusterHub:
@@ -51,9 +55,13 @@ class ClusterHub:
 
     @classmethod
     def new_run(cls) -> ClusterHub:
-        """The owner's hub: a fresh state directory and run id."""
-        state_dir = Path(tempfile.mkdtemp(prefix="pytest-kind-audit-"))
-        return cls(state_dir, secrets.token_hex(6), os.getpid(), process_start(os.getpid()))
+        """The owner's hub: a fresh state directory and run id. State directories of runs that were killed
+        go first: they may hold per-test event records with unredacted Secret data."""
+        remove_abandoned()
+        state_dir = Path(tempfile.mkdtemp(prefix=STATE_PREFIX))
+        hub = cls(state_dir, secrets.token_hex(6), os.getpid(), process_start(os.getpid()))
+        (state_dir / OWNER_FILE).write_text(json.dumps({"pid": hub.owner_pid, "start": hub.owner_start}))
+        return hub
 
     def to_workerinput(self) -> dict[str, Any]:
         return {"state_dir": str(self.state_dir), "run_id": self.run_id, "owner_pid": self.owner_pid,
@@ -112,11 +120,26 @@ class ClusterHub:
             return result
 
     def finish(self, delete: Callable[[HubState], None]) -> HubState:
-        """Owner only, after every worker has finished: delete what this run created, drop the state."""
+        """Owner only, after every worker has finished: ``delete`` what this run made (it updates the
+        state), then drop the state directory."""
         state = self.read()
         try:
-            if state.created:
-                delete(state)
+            delete(state)
         finally:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         return state
+
+
+def remove_abandoned(parent: Path | None = None) -> list[Path]:
+    """Remove the state directories of runs whose owner process is gone; return them."""
+    removed = []
+    for directory in Path(parent or tempfile.gettempdir()).glob(STATE_PREFIX + "*"):
+        try:
+            owner = json.loads((directory / OWNER_FILE).read_text())
+            if alive(int(owner["pid"]), str(owner["start"])):
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours, or still being made
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed

@@ -7,18 +7,21 @@ is dropped, parsed twice or mis-parsed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .asserts import AssertMethods
+from .collection import AuditEvents
 from .events import AuditEvent, parse_line, parse_lines
-from .follow import FileSource
-from .query import AuditQuery
 
 if TYPE_CHECKING:
     from .policy import AuditPolicy
 
-__all__ = ["AuditEvents", "AuditLog", "AuditWindow", "FileSource", "LogSource"]
+__all__ = ["AuditEvents", "AuditLog", "AuditWindow", "LogSource"]
+
+#: A user name and its groups.
+Identity = tuple[str, tuple[str, ...]]
 
 
 class LogSource(Protocol):
@@ -27,73 +30,29 @@ class LogSource(Protocol):
     def read_new(self) -> bytes: ...
 
 
-class AuditEvents(Sequence[AuditEvent]):
-    """An immutable list of events with query helpers."""
+class AuditLog(AssertMethods):
+    """Every event the API server has logged, parsed as they arrive. Thread-safe.
 
-    __slots__ = ("_items",)
+    ``timeout``, ``policy`` and ``identity`` are what its windows' asserts use: how long to wait for
+    events (--kind-audit-timeout), the policy the API server runs with and the identity (user, groups) of
+    this process's requests, so a failed assert can say what the policy does with the request looked for.
+    """
 
-    def __init__(self, items: Sequence[AuditEvent] = ()) -> None:
-        self._items = tuple(items)
-
-    @overload
-    def __getitem__(self, index: int) -> AuditEvent: ...
-    @overload
-    def __getitem__(self, index: slice) -> AuditEvents: ...
-    def __getitem__(self, index: int | slice) -> AuditEvent | AuditEvents:
-        if isinstance(index, slice):
-            return AuditEvents(self._items[index])
-        return self._items[index]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[AuditEvent]:
-        return iter(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, AuditEvents):
-            return self._items == other._items
-        if isinstance(other, (list, tuple)):
-            return list(self._items) == list(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._items)
-
-    def filter(self, **filters: Any) -> AuditEvents:
-        """The events matching ``filters`` (see AuditQuery; ``stage`` defaults to ResponseComplete)."""
-        query = AuditQuery(**filters)
-        return AuditEvents([e for e in self._items if query.matches(e)])
-
-    def one(self) -> AuditEvent:
-        if len(self._items) != 1:
-            raise AssertionError(f"expected exactly one audit event, found {len(self._items)}")
-        return self._items[0]
-
-    def first(self) -> AuditEvent | None:
-        return self._items[0] if self._items else None
-
-    def summary(self) -> str:
-        return "\n".join(e.summary() for e in self._items)
-
-    def __repr__(self) -> str:
-        return f"AuditEvents({len(self._items)} events)"
-
-
-class AuditLog:
-    """Every event the API server has logged, parsed as they arrive. Thread-safe."""
-
-    def __init__(self, source: LogSource, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        source: LogSource,
+        *,
+        timeout: float = 10.0,
+        policy: AuditPolicy | None = None,
+        identity: Identity | None = None,
+    ) -> None:
         self.source = source
-        #: How long asserts on this log wait for events when not told (--kind-audit-timeout).
         self.timeout = timeout
+        self.policy = policy
+        self.identity = identity
         self._events: list[AuditEvent] = []
         self._partial = b""
         self._lock = threading.Lock()
-        #: The policy the API server runs with and the identity of this process's requests (user, groups),
-        #: so a failed assert can say what the policy does with the request it looked for.
-        self.policy: AuditPolicy | None = None
-        self.identity: tuple[str, tuple[str, ...]] | None = None
         #: Lines that were not an event (a write cut short by a crash), first 200 bytes of each.
         self.corrupt: list[bytes] = []
 
@@ -159,33 +118,24 @@ class AuditLog:
         *,
         label: str = "window",
         foreign: Callable[[AuditEvent], bool] | None = None,
+        verbosity: int = 0,
     ) -> AuditWindow:
         """A view of the events of requests received from ``start`` (default: now) on, less those
-        ``foreign`` says belong to someone else."""
-        return AuditWindow(self, start or datetime.now(timezone.utc), label=label, foreign=foreign)
+        ``foreign`` says belong to someone else; ``verbosity`` sets the detail of its failure messages."""
+        return AuditWindow(self, start or datetime.now(timezone.utc), label=label, foreign=foreign,
+                           verbosity=verbosity)  # fmt: skip
 
-    def session(self) -> AuditWindow:
+    def session(self, *, verbosity: int = 0) -> AuditWindow:
         """A view of every event of the session."""
-        return AuditWindow(self, None, label="session", first_index=0)
+        return AuditWindow(self, None, label="session", first_index=0, verbosity=verbosity)
 
-    def assert_audited(
-        self,
-        *,
-        count: int | None = None,
-        at_least: int | None = None,
-        timeout: float | None = None,
-        **filters: Any,
-    ) -> AuditEvents:
-        __tracebackhide__ = True
-        return self.session().assert_audited(count=count, at_least=at_least, timeout=timeout, **filters)
-
-    def assert_not_audited(self, *, timeout: float = 0.0, **filters: Any) -> None:
-        __tracebackhide__ = True
-        self.session().assert_not_audited(timeout=timeout, **filters)
+    def _searched(self) -> AuditWindow:
+        return self.session()
 
 
-class AuditWindow:
-    """The events of requests received in [start, end): one test's view of the session's log."""
+class AuditWindow(AssertMethods):
+    """The events of requests received in [start, end): one test's view of the session's log. It carries
+    what its asserts need: the log's timeout, policy and identity, and its own message verbosity."""
 
     def __init__(
         self,
@@ -195,8 +145,13 @@ class AuditWindow:
         label: str = "window",
         first_index: int | None = None,
         foreign: Callable[[AuditEvent], bool] | None = None,
+        verbosity: int = 0,
     ) -> None:
         self.log = log
+        self.timeout = log.timeout
+        self.policy = log.policy
+        self.identity = log.identity
+        self.verbosity = verbosity
         self.foreign = foreign
         self.start = start
         self.end: datetime | None = None
@@ -251,23 +206,5 @@ class AuditWindow:
         end = self.end.strftime("%H:%M:%S.%f")[:-3] if self.end else "now"
         return f"{self.label} ({start} to {end})"
 
-    def assert_audited(
-        self,
-        *,
-        count: int | None = None,
-        at_least: int | None = None,
-        timeout: float | None = None,
-        **filters: Any,
-    ) -> AuditEvents:
-        """Wait until the expected events are in the window; AssertionError with the closest events if not."""
-        __tracebackhide__ = True
-        from .asserts import wait_for_events
-
-        return wait_for_events(self, AuditQuery(**filters), count=count, at_least=at_least, timeout=timeout)
-
-    def assert_not_audited(self, *, timeout: float = 0.0, **filters: Any) -> None:
-        """No event in the window matches (watching for ``timeout`` seconds, default: one look now)."""
-        __tracebackhide__ = True
-        from .asserts import check_absent
-
-        check_absent(self, AuditQuery(**filters), timeout=timeout)
+    def _searched(self) -> AuditWindow:
+        return self

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,12 @@ ENV_PREFIX = "PYTEST_KIND_AUDIT_"
 
 @dataclass(frozen=True)
 class Option:
-    name: str  # settings attribute; flag --kind-audit-<name with dashes>, ini kind_audit_<name>
+    """One option. Its Settings field is named ``name``; flag, ini key and env var are derived from it."""
+
+    name: str
     help: str
     default: Any
-    kind: str = "str"  # str | bool | float | path
+    kind: str = "str"  # str | bool | int | float | path
     metavar: str | None = None
 
     @property
@@ -42,53 +44,50 @@ class Option:
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
+    @property
+    def dest(self) -> str:
+        return "kind_audit_" + self.name
 
-OPTIONS: tuple[Option, ...] = (
-    Option("level", f"Audit level of the built-in policy: {', '.join(LEVELS)} (default Metadata)", "Metadata",
-           metavar="LEVEL"),
-    Option("policy", "An audit.k8s.io/v1 Policy file to use instead of the built-in policy", None, "path", "FILE"),
-    Option("kind_config", "A kind Cluster config file; the audit wiring is merged into it", None, "path", "FILE"),
-    Option("cluster_name", "Name of the kind cluster (default: kind-audit-<random>)", None, metavar="NAME"),
-    Option("image", "Node image for kind create cluster (default: kind's own)", None, metavar="IMAGE"),
-    Option("kind_binary", "The kind executable (default: kind on PATH)", "kind", metavar="PATH"),
-    Option("keep_cluster", "Keep the cluster after the run (its delete command is printed)", False, "bool"),
-    Option("reuse_cluster", "Reuse a running cluster of that name made by this plugin if its audit "
-           "configuration matches (else create and keep it); default name kind-audit", False, "bool"),
-    Option("timeout", "Seconds assert_audited waits for events to be written (default 10)", 10.0, "float",
-           "SECONDS"),
-    Option("require", "A missing Docker, kind or node image is an error instead of a skip", False, "bool"),
-    Option("log_dir", "Save the session's whole audit log to this directory (mode 0600) and summarize it",
-           None, "path", "DIR"),
-    Option("html", "Write a self-contained HTML report of each test's audit events to this file", None, "path",
-           "FILE"),
-    Option("html_secrets", "Show Secret data in the HTML report (redacted by default)", False, "bool"),
-    Option("log_maxsize", "Rotate the audit log at this many MB (--audit-log-maxsize; default: the API "
-           "server's own)", 0, "int", "MB"),
-)  # fmt: skip
+    def where(self, source: str) -> str:
+        """How the user spelled the option a value came from."""
+        return {"cli": self.flag, "env": self.env, "ini": self.ini}.get(source, self.flag)
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+
+def _option(help: str, default: Any = None, kind: str = "str", metavar: str | None = None) -> Any:
+    """A Settings field that is an option: adding an option is adding one of these."""
+    return field(default=default, metadata={"option": (help, kind, metavar)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    level: str
-    policy: Path | None
-    kind_config: Path | None
-    cluster_name: str
-    image: str
-    kind_binary: str
-    keep_cluster: bool
-    reuse_cluster: bool
-    timeout: float
-    require: bool
-    log_maxsize: int
-    log_dir: Path | None
-    html: Path | None
-    html_secrets: bool
-    sources: dict[str, str]
+    """The resolved options, and what is derived from them before any cluster exists."""
+
     audit_policy: AuditPolicy
     base_config: dict[str, Any]
+    # The options, in the order --help lists them.
+    level: str = _option(f"Audit level of the built-in policy: {', '.join(LEVELS)} (default Metadata)",
+                         "Metadata", metavar="LEVEL")  # fmt: skip
+    policy: Path | None = _option("An audit.k8s.io/v1 Policy file to use instead of the built-in policy",
+                                  kind="path", metavar="FILE")  # fmt: skip
+    kind_config: Path | None = _option("A kind Cluster config file; the audit wiring is merged into it",
+                                       kind="path", metavar="FILE")  # fmt: skip
+    cluster_name: str = _option("Name of the kind cluster (default: kind-audit-<random>)", "", metavar="NAME")
+    image: str = _option("Node image for kind create cluster (default: kind's own)", "", metavar="IMAGE")
+    kind_binary: str = _option("The kind executable (default: kind on PATH)", "kind", metavar="PATH")
+    keep_cluster: bool = _option("Keep the cluster after the run (its delete command is printed)", False, "bool")
+    reuse_cluster: bool = _option("Reuse a running cluster of that name made by this plugin if its audit "
+                                  "configuration matches (else create and keep it); default name kind-audit",
+                                  False, "bool")  # fmt: skip
+    timeout: float = _option("Seconds assert_audited waits for events to be written (default 10)", 10.0,
+                             "float", "SECONDS")  # fmt: skip
+    require: bool = _option("A missing Docker, kind or node image is an error instead of a skip", False, "bool")
+    log_dir: Path | None = _option("Save the session's whole audit log to this directory (mode 0600) and "
+                                   "summarize it", kind="path", metavar="DIR")  # fmt: skip
+    html: Path | None = _option("Write a self-contained HTML report of each test's audit events to this file",
+                                kind="path", metavar="FILE")  # fmt: skip
+    html_secrets: bool = _option("Show Secret data in the HTML report (redacted by default)", False, "bool")
+    log_maxsize: int = _option("Rotate the audit log at this many MB (--audit-log-maxsize; default: the API "
+                               "server's own)", 0, "int", "MB")  # fmt: skip
 
     @property
     def apiserver_args(self) -> dict[str, str]:
@@ -105,23 +104,33 @@ class Settings:
         )
 
 
+#: Every option, derived from the Settings fields that carry one.
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(f.name, f.metadata["option"][0], f.default, f.metadata["option"][1], f.metadata["option"][2])
+    for f in fields(Settings)
+    if "option" in f.metadata
+)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("kind-audit", "real kind clusters with Kubernetes API auditing")
     for opt in OPTIONS:
         help_text = f"{opt.help}. ini: {opt.ini}, env: {opt.env}"
         if opt.kind == "bool":
-            group.addoption(opt.flag, action="store_const", const=True, default=None, dest="kind_audit_" + opt.name,
+            group.addoption(opt.flag, action="store_const", const=True, default=None, dest=opt.dest,
                             help=help_text)  # fmt: skip
         else:
-            group.addoption(opt.flag, action="store", default=None, metavar=opt.metavar,
-                            dest="kind_audit_" + opt.name, help=help_text)  # fmt: skip
+            group.addoption(opt.flag, action="store", default=None, metavar=opt.metavar, dest=opt.dest,
+                            help=help_text)  # fmt: skip
         # Every ini value is read as text and converted like the env var (pytest 7 has no float type,
         # and its string default for None is an empty list).
         parser.addini(opt.ini, opt.help, type="string", default="")
 
 
 def _convert(opt: Option, raw: Any, source: str) -> Any:
-    where = {"cli": opt.flag, "env": opt.env, "ini": opt.ini}.get(source, opt.name)
+    where = opt.where(source)
     if opt.kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -149,11 +158,11 @@ def _convert(opt: Option, raw: Any, source: str) -> Any:
         return value
     if opt.kind == "path":
         return Path(str(raw)).expanduser().absolute() if raw not in (None, "") else None
-    return None if raw in (None, "") else str(raw)
+    return opt.default if raw in (None, "") else str(raw)
 
 
 def _raw(config: pytest.Config, opt: Option, environ: dict[str, str]) -> tuple[Any, str]:
-    cli = config.getoption("kind_audit_" + opt.name, default=None)
+    cli = config.getoption(opt.dest, default=None)
     if cli is not None:
         return cli, "cli"
     if opt.env in environ:
@@ -174,9 +183,10 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
         raw, source = _raw(config, opt, env)
         values[opt.name] = _convert(opt, raw, source)
         sources[opt.name] = source
+    by_name = {opt.name: opt for opt in OPTIONS}
     level = values["level"]
     if level not in LEVELS:
-        where = {"cli": "--kind-audit-level", "env": ENV_PREFIX + "LEVEL", "ini": "kind_audit_level"}[sources["level"]]
+        where = by_name["level"].where(sources["level"])
         raise pytest.UsageError(f"{where}: {level!r} is not an audit level; valid levels: {', '.join(LEVELS)}")
     if values["policy"] is not None and sources["level"] != "default":
         raise pytest.UsageError(
@@ -191,33 +201,15 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
         base = load_base(values["kind_config"]) if values["kind_config"] else {}
     except ConfigError as exc:
         raise pytest.UsageError(f"--kind-audit-kind-config: {exc}") from None
-    # Reuse needs a name that outlives the run.
     _check_output_paths(values["log_dir"], values["html"])
-    name = values["cluster_name"] or ("kind-audit" if values["reuse_cluster"] else new_name())
-    if not _valid_cluster_name(name):
+    # Reuse needs a name that outlives the run.
+    values["cluster_name"] = values["cluster_name"] or ("kind-audit" if values["reuse_cluster"] else new_name())
+    if not _valid_cluster_name(values["cluster_name"]):
         raise pytest.UsageError(
-            f"--kind-audit-cluster-name: {name!r} is not a valid kind cluster name; use lowercase letters, "
-            "digits and '-', starting with a letter, at most 40 characters"
+            f"--kind-audit-cluster-name: {values['cluster_name']!r} is not a valid kind cluster name; use "
+            "lowercase letters, digits and '-', starting with a letter, at most 40 characters"
         )
-    return Settings(
-        level=level,
-        policy=values["policy"],
-        kind_config=values["kind_config"],
-        cluster_name=name,
-        image=values["image"] or "",
-        kind_binary=values["kind_binary"] or "kind",
-        keep_cluster=values["keep_cluster"],
-        reuse_cluster=values["reuse_cluster"],
-        timeout=values["timeout"],
-        require=values["require"],
-        log_maxsize=values["log_maxsize"],
-        log_dir=values["log_dir"],
-        html=values["html"],
-        html_secrets=values["html_secrets"],
-        sources=sources,
-        audit_policy=policy,
-        base_config=base,
-    )
+    return Settings(audit_policy=policy, base_config=base, **values)
 
 
 def _check_output_paths(log_dir: Path | None, html: Path | None) -> None:

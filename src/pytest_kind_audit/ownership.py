@@ -10,17 +10,17 @@ Two records of each cluster:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
+import shutil
 import socket
-import tarfile
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .nodes import NODE_DIR, bind_sources, control_planes, read_file, write_file
 
 if TYPE_CHECKING:
     import docker
@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FINGERPRINT_PATH", "Fingerprint", "Records", "process_start", "read_fingerprint", "write_fingerprint"]
 
-FINGERPRINT_DIR = "/kind-audit"
-FINGERPRINT_PATH = f"{FINGERPRINT_DIR}/cluster.json"
+FINGERPRINT_PATH = f"{NODE_DIR}/cluster.json"
 # What must be equal for a cluster to be reused.
 MATCHED = ("policy_sha256", "backend", "image", "apiserver_args")
 
@@ -99,40 +98,19 @@ class Fingerprint:
 
 
 def write_fingerprint(container: Container, fingerprint: Fingerprint) -> None:
-    put_node_file(container, "cluster.json", fingerprint.to_json().encode())
-
-
-def put_node_file(container: Container, name: str, data: bytes, mode: int = 0o644) -> str:
-    """Write ``data`` to ``/kind-audit/<name>`` in a node; return the path."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), int(time.time()), mode
-        tar.addfile(info, io.BytesIO(data))
-    container.exec_run(["mkdir", "-p", FINGERPRINT_DIR])
-    container.put_archive(FINGERPRINT_DIR, buf.getvalue())
-    return f"{FINGERPRINT_DIR}/{name}"
+    write_file(container, "cluster.json", fingerprint.to_json().encode())
 
 
 def read_fingerprint(container: Container) -> Fingerprint | None:
-    """The fingerprint in a node, or None (not ours, or made by a run killed before it was written).
-    Read as an archive, which works on a stopped or half-made container too."""
-    from docker.errors import DockerException
-
-    try:
-        stream, _ = container.get_archive(FINGERPRINT_PATH)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            f = tar.extractfile(member) if member else None
-            return Fingerprint.from_json(f.read()) if f else None
-    except (DockerException, tarfile.TarError):
-        return None
+    """The fingerprint in a node, or None (not ours, or made by a run killed before it was written)."""
+    data = read_file(container, FINGERPRINT_PATH)
+    return Fingerprint.from_json(data) if data is not None else None
 
 
-def control_planes(client: docker.DockerClient) -> dict[str, Container]:
-    """Every kind cluster's control-plane container on this Docker host, by cluster name."""
-    found = client.containers.list(all=True, filters={"label": "io.x-k8s.kind.role=control-plane"})
-    return {c.labels.get("io.x-k8s.kind.cluster", ""): c for c in found}
+def made_by(container: Container, workdir: Path) -> bool:
+    """Whether ``container`` was created with a bind mount from ``workdir``: true from the moment the
+    container exists, so it proves who made a node even when creation was cut short."""
+    return any(Path(source).is_relative_to(workdir) for source in bind_sources(container))
 
 
 class Records:
@@ -145,6 +123,11 @@ class Records:
     def path(self, name: str) -> Path:
         return self.dir / f"{name}.json"
 
+    def workdir(self, name: str, run_id: str) -> Path:
+        """The working directory of one run on one cluster: audit policy (bind-mounted into the node, so it
+        must outlive a kept cluster), kind config, kubeconfigs. Removed with the cluster."""
+        return self.dir / name / run_id
+
     def write(self, name: str, fingerprint: Fingerprint) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path(name).with_suffix(".tmp")
@@ -152,7 +135,9 @@ class Records:
         os.replace(tmp, self.path(name))
 
     def remove(self, name: str) -> None:
+        """Forget a cluster that is gone: its record and every run's working directory on it."""
         self.path(name).unlink(missing_ok=True)
+        shutil.rmtree(self.dir / name, ignore_errors=True)
 
     def all(self) -> dict[str, Fingerprint]:
         out = {}
@@ -172,9 +157,8 @@ def stale_clusters(client: docker.DockerClient, records: Records) -> dict[str, s
         if fp.keep or fp.owner_alive() or fp.host != socket.gethostname():
             continue
         if name in nodes:
-            on_node = read_fingerprint(nodes[name])
-            if on_node is not None and on_node.run_id != fp.run_id:
-                continue  # the name was taken over by another of our runs; its own record decides
+            if not made_by(nodes[name], records.workdir(name, fp.run_id)):
+                continue  # the name now belongs to another cluster (a user's, or another run's)
             stale[name] = f"run {fp.run_id} (pid {fp.owner_pid}) ended without deleting it"
         else:
             records.remove(name)  # nothing left of it

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from . import asserts
 from .artifacts import record_for_html, write_artifacts
 from .exceptions import KindAuditWarning
 from .fixtures import (
@@ -25,7 +24,7 @@ from .fixtures import (
     kind_base_config,
     kind_config,
 )
-from .hub import ClusterHub
+from .hub import ClusterHub, HubState
 from .options import add_options, resolve
 from .provision import cluster_exists, finish_run
 from .state import ARTIFACTS_KEY, FINISHED_KEY, HUB_KEY, SETTINGS_KEY, WINDOW_KEY
@@ -63,7 +62,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hub.is_worker:
         for line in settings.audit_policy.misspellings():
             config.issue_config_time_warning(KindAuditWarning(line), stacklevel=2)
-    asserts.verbosity = max(0, int(config.option.verbose))
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "kind-audit-xdist")
 
@@ -90,7 +88,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = hub.read()
     if state.status == "ready":  # artifacts first: the cluster may be deleted next
         config.stash[ARTIFACTS_KEY] = write_artifacts(hub, state.name, s)
-    config.stash[FINISHED_KEY] = finish_run(hub, s.kind_binary, keep=s.keep_cluster or s.reuse_cluster)
+    finished = finish_run(hub, s.kind_binary, keep=s.keep_cluster or s.reuse_cluster)
+    config.stash[FINISHED_KEY] = finished
+    if _teardown_failed(finished) and session.exitstatus == pytest.ExitCode.OK:
+        # All tests passed, but a cluster is left behind: the run must not look clean.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _teardown_failed(state: HubState) -> bool:
+    return (state.created and bool(state.deletion) and not state.deleted) or any(
+        not line.startswith("removed ") for line in state.reaped.values()
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -108,14 +116,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         return
     for line in config.stash.get(ARTIFACTS_KEY, []):
         terminalreporter.write_line(line)
-    for name, why in state.reaped.items():
-        terminalreporter.write_line(f"kind-audit: removed stale cluster {name}: {why}")
+    for line in state.reaped.values():
+        terminalreporter.write_line(f"kind-audit: {line}", red=not line.startswith("removed "))
     if state.status != "ready":
         return
     how = "reused" if state.reused else f"created {state.creations} time{'s' if state.creations != 1 else ''}"
     shared = f", shared by {len(state.workers)} workers" if state.workers else ""
     kept = settings.keep_cluster or settings.reuse_cluster
-    terminalreporter.write_line(f"kind-audit: cluster {state.name} {how}{shared}, {'kept' if kept else 'deleted'}")
+    fate = "kept" if kept or not state.created else state.deletion
+    terminalreporter.write_line(f"kind-audit: cluster {state.name} {how}{shared}, {fate}", red=_teardown_failed(state))
     if kept:
         command = f"{settings.kind_binary} delete cluster --name {settings.cluster_name}"
         terminalreporter.write_line(f"kind-audit: cluster kept; delete it with: {command}")

@@ -176,8 +176,6 @@ class AuditPolicy:
     def level_for(self, **request: Any) -> Decision:
         """The level this policy gives a request, and the rule that decided it. Keywords are those of
         RequestAttributes: verb, user, groups, resource, subresource, namespace, name, api_group, path."""
-        if "groups" in request:
-            request["groups"] = tuple(request["groups"])
         return self.decide(RequestAttributes(**request))
 
     def decide(self, attrs: RequestAttributes) -> Decision:
@@ -187,8 +185,6 @@ class AuditPolicy:
 
     def explain(self, **request: Any) -> list[str]:
         """Rule by rule, why the request is or is not matched (for "why was this not audited?")."""
-        if "groups" in request:
-            request["groups"] = tuple(request["groups"])
         return explain(self.rules, RequestAttributes(**request), kubernetes_version=self.kubernetes_version)
 
     @property

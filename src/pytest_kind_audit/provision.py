@@ -1,26 +1,29 @@
 """Getting the run's cluster: create it, reuse a matching one, or attach to the one another worker made;
-and deleting it at the end of the run. No pytest here."""
+and deleting it at the end of the run, and what interrupted runs left. No pytest here."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
-from .cluster import AuditedCluster, Environment, delete_cluster, docker_client, reap_stale
+from .cluster import WORKER_USER_PREFIX, AuditedCluster
+from .deletion import delete_cluster
+from .environment import Environment
 from .exceptions import ClusterError
-from .hub import WORKER_USER_PREFIX, ClusterHub, HubState
+from .hub import ClusterHub, HubState
 from .kindconfig import KindConfig
-from .ownership import Fingerprint, Records, read_fingerprint
+from .nodes import control_plane, docker_client
+from .ownership import Fingerprint, Records, read_fingerprint, stale_clusters
+from .policy import AuditPolicy
 
-__all__ = ["ClusterRequest", "finish_run", "obtain_cluster"]
+__all__ = ["ClusterRequest", "finish_run", "obtain_cluster", "reap_stale"]
 
 
 @dataclass(frozen=True)
 class ClusterRequest:
     name: str
     config: KindConfig
-    policy_yaml: str
-    workdir: Path
+    policy: AuditPolicy
     environment: Environment
     timeout: float = 10.0
     keep: bool = False
@@ -29,7 +32,7 @@ class ClusterRequest:
     def fingerprint(self, hub: ClusterHub) -> Fingerprint:
         return Fingerprint(
             run_id=hub.run_id,
-            policy_sha256=Fingerprint.policy_hash(self.policy_yaml),
+            policy_sha256=Fingerprint.policy_hash(self.policy.to_yaml()),
             image=self.environment.image,
             apiserver_args=dict(self.config.apiserver_args),
             keep=self.keep or self.reuse,
@@ -43,6 +46,7 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
     tests' windows can leave out what the other workers do."""
     records = records or Records()
     env = request.environment
+    workdir = records.workdir(request.name, hub.run_id)
 
     def make(state: HubState) -> AuditedCluster:
         state.name = request.name
@@ -59,41 +63,39 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
                         "--kind-audit-cluster-name"
                     )
                 state.reused = True
-                return AuditedCluster.attach(name=request.name, workdir=request.workdir, environment=env,
-                                             timeout=request.timeout, skip_history=True)  # fmt: skip
+                return AuditedCluster.attach(name=request.name, workdir=workdir, environment=env,
+                                             policy=request.policy, timeout=request.timeout,
+                                             skip_history=True)  # fmt: skip
         state.creations += 1
-        cluster = AuditedCluster.create(name=request.name, config=request.config, workdir=request.workdir,
-                                        environment=env, timeout=request.timeout, fingerprint=wanted,
-                                        records=records)  # fmt: skip
+        cluster = AuditedCluster.create(name=request.name, config=request.config, policy=request.policy,
+                                        workdir=workdir, environment=env, timeout=request.timeout,
+                                        fingerprint=wanted, records=records)  # fmt: skip
         state.created = True
         return cluster
 
     def attach(state: HubState) -> AuditedCluster:
-        return AuditedCluster.attach(name=request.name, workdir=request.workdir, environment=env,
+        return AuditedCluster.attach(name=request.name, workdir=workdir, environment=env, policy=request.policy,
                                      timeout=request.timeout, skip_history=state.reused, records=records)  # fmt: skip
 
     cluster = hub.get(make, attach)
     if hub.is_worker:
         user = WORKER_USER_PREFIX + hub.worker_id
-        cluster.use_identity(user, request.workdir / f"kubeconfig-{hub.worker_id}")
+        cluster.use_identity(user, workdir / f"kubeconfig-{hub.worker_id}")
     return cluster
 
 
 def cluster_exists(name: str) -> bool:
     """Whether a kind cluster of that name runs here (False when Docker is not reachable)."""
     try:
-        return bool(docker_client().containers.list(all=True, filters={"name": f"^{name}-control-plane$"}))
+        return control_plane(docker_client(), name) is not None
     except Exception:
         return False
 
 
 def _existing_fingerprint(name: str) -> Fingerprint | None:
     """The fingerprint of a running cluster of that name; ClusterError if it is not one of ours."""
-    from docker.errors import NotFound
-
-    try:
-        container = docker_client().containers.get(f"{name}-control-plane")
-    except NotFound:
+    container = control_plane(docker_client(), name)
+    if container is None:
         return None
     found = read_fingerprint(container)
     if found is None:
@@ -104,13 +106,32 @@ def _existing_fingerprint(name: str) -> Fingerprint | None:
     return found
 
 
+def reap_stale(kind_binary: str, records: Records) -> dict[str, str]:
+    """Delete the clusters interrupted runs of this plugin left behind; return name -> what happened,
+    "removed" only when its containers are gone."""
+    done: dict[str, str] = {}
+    for name, why in stale_clusters(docker_client(), records).items():
+        deletion = delete_cluster(kind_binary, name)
+        if deletion.deleted:
+            records.remove(name)
+            done[name] = f"removed stale cluster {name}{deletion.recovery()}: {why}"
+        else:
+            done[name] = f"could not remove stale cluster {name} ({why}): {deletion.describe()}"
+    return done
+
+
 def finish_run(hub: ClusterHub, kind_binary: str, keep: bool, records: Records | None = None) -> HubState:
-    """Owner only, once every worker has finished: delete the cluster this run created, unless kept."""
+    """Owner only, once every worker has finished: delete the cluster this run created, unless kept, and
+    record what the deletion really did."""
     records = records or Records()
 
     def delete(state: HubState) -> None:
-        if not keep:  # a kept cluster's records say keep, so no later run reaps it
-            delete_cluster(kind_binary, state.name)
-            records.remove(state.name)
+        if state.created and not keep:  # a kept cluster's records say keep, so no later run reaps it
+            deletion = delete_cluster(kind_binary, state.name, made_in=records.workdir(state.name, hub.run_id))
+            state.deleted, state.deletion = deletion.deleted, deletion.describe()
+            if deletion.deleted:
+                records.remove(state.name)
+        elif not state.created and state.name:  # a reused cluster: only this run's own files go
+            shutil.rmtree(records.workdir(state.name, hub.run_id), ignore_errors=True)
 
     return hub.finish(delete)

@@ -12,13 +12,14 @@ LOG = Path(__file__).parents[1] / "data" / "audit-logs" / "falcosecurity-falco-k
 CONFTEST = f"""
 import pytest
 from pytest_kind_audit import AuditLog, FileSource
-from pytest_kind_audit.asserts import set_current_window
+from pytest_kind_audit.asserts import reset_current_window, set_current_window
 
 @pytest.fixture(autouse=True)
-def recorded_window():
-    set_current_window(AuditLog(FileSource({str(LOG)!r})).session())
+def recorded_window(pytestconfig):
+    window = AuditLog(FileSource({str(LOG)!r})).session(verbosity=pytestconfig.option.verbose)
+    token = set_current_window(window)
     yield
-    set_current_window(None)
+    reset_current_window(token)
 """
 
 TESTS = """
@@ -120,20 +121,19 @@ def test_bare_assert_outside_a_cluster_test_says_what_to_do(pytester: pytest.Pyt
 POLICY_CONFTEST = f"""
 import pytest
 from pytest_kind_audit import AuditLog, AuditPolicy, FileSource
-from pytest_kind_audit.asserts import set_current_window
+from pytest_kind_audit.asserts import reset_current_window, set_current_window
 
 @pytest.fixture(autouse=True)
 def recorded_window():
-    log = AuditLog(FileSource({str(LOG)!r}))
-    log.policy = AuditPolicy(rules=[
+    policy = AuditPolicy(rules=[
         {{"level": "None", "resources": [{{"group": "", "resources": ["secrets"]}}]}},
         {{"level": "Metadata", "omitStages": ["RequestReceived"], "verbs": ["watch"]}},
         {{"level": "Metadata"}},
     ])
-    log.identity = ("minikube-user", ("system:masters",))
-    set_current_window(log.session())
+    log = AuditLog(FileSource({str(LOG)!r}), policy=policy, identity=("minikube-user", ("system:masters",)))
+    token = set_current_window(log.session())
     yield
-    set_current_window(None)
+    reset_current_window(token)
 """
 
 POLICY_TESTS = """
@@ -189,16 +189,16 @@ def test_failure_says_what_the_policy_does_with_the_request(pytester: pytest.Pyt
 SECTION_CONFTEST = f"""
 import pytest
 from pytest_kind_audit import AuditLog, FileSource
-from pytest_kind_audit.asserts import set_current_window
+from pytest_kind_audit.asserts import reset_current_window, set_current_window
 from pytest_kind_audit.state import WINDOW_KEY
 
 @pytest.fixture(autouse=True)
 def recorded_window(request):
     window = AuditLog(FileSource({str(LOG)!r})).session()
     request.node.stash[WINDOW_KEY] = window
-    set_current_window(window)
+    token = set_current_window(window)
     yield
-    set_current_window(None)
+    reset_current_window(token)
 """
 
 
@@ -218,3 +218,39 @@ def test_a_failed_test_gets_its_events_as_a_report_section(pytester: pytest.Pyte
     verbose.stdout.fnmatch_lines(
         ["*- kind-audit events (51 in this test) -*", '{"kind": "Event", "apiVersion": "audit.k8s.io/v1*']
     )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"count": 1, "at_least": 1}, ValueError, "pass count= or at_least=, not both (got count=1, at_least=1)"),
+        ({"count": -1}, ValueError, "count= must not be negative, got -1"),
+        ({"at_least": -2}, ValueError, "at_least= must not be negative, got -2"),
+        ({"count": 1.5}, TypeError, "count= must be a whole number, got 1.5"),
+        ({"count": True}, TypeError, "count= must be a whole number, got True"),
+    ],
+)
+def test_bad_counts_are_one_line_errors(kwargs: dict[str, object], error: type[Exception], message: str) -> None:
+    from pytest_kind_audit import AuditLog, FileSource
+
+    log = AuditLog(FileSource(LOG))
+    with pytest.raises(error) as info:
+        log.assert_audited(verb="create", timeout=0, **kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_an_inner_run_with_vv_leaves_no_state_behind(pytester: pytest.Pytester) -> None:
+    """Verbosity travels with the window: an in-process pytest -vv changes nothing outside it."""
+    from pytest_kind_audit import AuditLog, FileSource, NoAuditWindow
+    from pytest_kind_audit.asserts import current_window
+
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(TESTS)
+    inner = pytester.runpytest_inprocess("-vv", "-k", "missing")
+    inner.assert_outcomes(failed=1)
+    inner.stdout.no_fnmatch_line("*use -v to list*")
+    with pytest.raises(NoAuditWindow):
+        current_window()  # the inner run's window is gone with it
+    with pytest.raises(AssertionError) as info:
+        AuditLog(FileSource(LOG)).session().assert_audited(verb="create", name="demo", timeout=0)
+    assert "  (use -v to list all 51 non-matching events)" in str(info.value).splitlines()

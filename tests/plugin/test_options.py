@@ -120,6 +120,43 @@ def test_bad_timeout(pytester: pytest.Pytester) -> None:
                 line="--kind-audit-timeout: 'soon' is not a number of seconds, e.g. --kind-audit-timeout=10")  # fmt: skip
 
 
+def test_negative_timeout(pytester: pytest.Pytester) -> None:
+    usage_error(pytester, "--kind-audit-timeout=-1", line="--kind-audit-timeout: '-1' must not be negative")
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("1.5", "--kind-audit-log-maxsize: '1.5' is not a whole number, e.g. --kind-audit-log-maxsize=100"),
+        ("big", "--kind-audit-log-maxsize: 'big' is not a whole number, e.g. --kind-audit-log-maxsize=100"),
+        ("-3", "--kind-audit-log-maxsize: '-3' must not be negative"),
+    ],
+)
+def test_bad_log_maxsize(pytester: pytest.Pytester, value: str, line: str) -> None:
+    usage_error(pytester, f"--kind-audit-log-maxsize={value}", line=line)
+
+
+def test_bad_log_maxsize_from_ini_names_the_key(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nkind_audit_log_maxsize = 1MB\n")
+    usage_error(pytester, line="kind_audit_log_maxsize: '1MB' is not a whole number, e.g. kind_audit_log_maxsize=100")
+
+
+def test_every_settings_option_is_a_flag_an_ini_key_and_an_env_var(pytester: pytest.Pytester) -> None:
+    """The option table is the Settings fields: each one shows up in --help under all three names."""
+    import dataclasses
+
+    from pytest_kind_audit.options import OPTIONS, Settings
+
+    declared = [f.name for f in dataclasses.fields(Settings) if "option" in f.metadata]
+    assert [o.name for o in OPTIONS] == declared
+    assert len(declared) == 14
+    words = " ".join(pytester.runpytest("--help").stdout.str().split())
+    for opt in OPTIONS:
+        assert f"{opt.flag}" in words, opt.name
+        assert f"ini: {opt.ini}, env: {opt.env}" in words, opt.name
+        assert f"{opt.ini} (string):" in words, opt.name
+
+
 def test_bad_boolean_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_KIND_AUDIT_REQUIRE", "maybe")
     usage_error(pytester, line="PYTEST_KIND_AUDIT_REQUIRE: 'maybe' is not a boolean; use one of 1, true, *")

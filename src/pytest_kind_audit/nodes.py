@@ -1,0 +1,222 @@
+"""The one module that talks to Docker: the client, a cluster's node containers, files in a node or an
+image, the audit log read from inside the control-plane node, and thawing a node's frozen cgroups.
+
+Nothing else imports the Docker SDK. Commands inside a node get their paths as arguments, never pasted
+into a shell string.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .exceptions import ClusterError, EnvironmentNotReady
+from .follow import LogFollower
+from .kindconfig import AUDIT_LOG_PATH
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+__all__ = [
+    "ContainerFiles",
+    "DockerLogSource",
+    "cluster_containers",
+    "control_plane",
+    "control_plane_name",
+    "control_planes",
+    "docker_client",
+    "exec_output",
+    "read_file",
+    "read_image_file",
+    "thaw_frozen_cgroups",
+    "write_file",
+]
+
+CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+ROLE_LABEL = "io.x-k8s.kind.role"
+#: Where a node keeps the plugin's own files (fingerprint, per-worker kubeconfigs).
+NODE_DIR = "/kind-audit"
+
+
+def docker_client() -> docker.DockerClient:
+    """A Docker SDK client, or EnvironmentNotReady naming the fix."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except DockerException as exc:
+        raise EnvironmentNotReady(
+            f"Docker is not reachable ({first_line(exc)}): start the Docker daemon, or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def control_plane_name(cluster: str) -> str:
+    """kind names a single control-plane node ``<cluster>-control-plane``."""
+    return f"{cluster}-control-plane"
+
+
+def control_plane(client: docker.DockerClient, cluster: str) -> Container | None:
+    """The control-plane container of ``cluster`` (any state), or None."""
+    from docker.errors import NotFound
+
+    try:
+        return client.containers.get(control_plane_name(cluster))
+    except NotFound:
+        return None
+
+
+def cluster_containers(client: docker.DockerClient, cluster: str) -> list[Container]:
+    """Every node container of a kind cluster, in any state, by kind's cluster label."""
+    return list(client.containers.list(all=True, filters={"label": f"{CLUSTER_LABEL}={cluster}"}))
+
+
+def control_planes(client: docker.DockerClient) -> dict[str, Container]:
+    """Every kind cluster's control-plane container on this Docker host, by cluster name."""
+    found = client.containers.list(all=True, filters={"label": f"{ROLE_LABEL}=control-plane"})
+    return {c.labels.get(CLUSTER_LABEL, ""): c for c in found}
+
+
+def name_of(container: Container) -> str:
+    return container.name or container.short_id
+
+
+def bind_sources(container: Container) -> list[str]:
+    """The host paths bind-mounted into a container (fixed at creation, visible in ``docker inspect``)."""
+    return [m.get("Source", "") for m in container.attrs.get("Mounts") or [] if m.get("Type") == "bind"]
+
+
+def exec_output(container: Container, argv: list[str]) -> tuple[int, bytes]:
+    """Run ``argv`` in a node; its exit code and standard output."""
+    result = container.exec_run(argv, stdout=True, stderr=False)
+    return result.exit_code or 0, _joined(result.output)
+
+
+def _joined(output: bytes | Iterator[bytes] | None) -> bytes:
+    # exec_run returns bytes unless streaming was asked for.
+    if output is None:
+        return b""
+    return output if isinstance(output, bytes) else b"".join(output)
+
+
+def read_file(container: Container, path: str) -> bytes | None:
+    """A file's bytes, read as an archive (works on a stopped or half-made container too); None if absent."""
+    from docker.errors import DockerException
+
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member else None
+            return f.read() if f else None
+    except (DockerException, tarfile.TarError):
+        return None
+
+
+def write_file(container: Container, name: str, data: bytes, mode: int = 0o644) -> str:
+    """Write ``data`` to ``/kind-audit/<name>`` in a node; return the path."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), int(time.time()), mode
+        tar.addfile(info, io.BytesIO(data))
+    container.exec_run(["mkdir", "-p", NODE_DIR])
+    if not container.put_archive(NODE_DIR, buf.getvalue()):
+        raise ClusterError(f"could not write {NODE_DIR}/{name} in {container.name}")
+    return f"{NODE_DIR}/{name}"
+
+
+def read_image_file(client: docker.DockerClient, image: str, path: str) -> bytes | None:
+    """A file of an image, through a container that is created but never started."""
+    container = client.containers.create(image, entrypoint=["true"])
+    try:
+        return read_file(container, path)
+    finally:
+        container.remove(force=True)
+
+
+class ContainerFiles:
+    """The audit log's files inside the control-plane container, read through the Docker SDK: only the
+    bytes from an offset on cross the wire (``tail -c +N``), never the whole file."""
+
+    # One open file gives both the inode and the bytes, so a rotation between two reads cannot mix files.
+    _READ = 'exec 3<"$0" || exit 3; stat -L -c "%i %s" /dev/fd/3; tail -c +"$1" <&3'
+    # Rotated files are <stem>-<time>.<ext>; the stem and extension come in as $0 and $1.
+    _BACKUPS = 'for f in "$0"-*"$1"; do [ -e "$f" ] && stat -c "%i %n" "$f"; done; true'
+
+    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
+        self.container = container
+        self.path = path
+
+    def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
+        code, out = exec_output(self.container, ["sh", "-c", self._READ, self.path, str(offset + 1)])
+        if code != 0 or b"\n" not in out:
+            return None, 0, b""  # not created yet
+        head, _, data = out.partition(b"\n")
+        inode, size = head.split()
+        return int(inode), int(size), data
+
+    def backups(self) -> list[tuple[int, str]]:
+        stem, dot, ext = self.path.rpartition(".")
+        stem, ext = (stem, f".{ext}") if dot else (self.path, "")
+        _, out = exec_output(self.container, ["sh", "-c", self._BACKUPS, stem, ext])
+        rows = [line.split(" ", 1) for line in out.decode().splitlines() if " " in line]
+        return sorted(((int(ino), name) for ino, name in rows), key=lambda row: row[1])
+
+    def read_path(self, path: str, offset: int) -> bytes:
+        return exec_output(self.container, ["tail", "-c", f"+{offset + 1}", path])[1]
+
+
+class DockerLogSource(LogFollower):
+    """The audit log inside a kind node, followed across rotations."""
+
+    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
+        super().__init__(ContainerFiles(container, path))
+
+
+# The host's cgroup v1 freezer hierarchy; Docker's cgroupfs driver puts a container under docker/<id>,
+# the systemd driver under system.slice/docker-<id>.scope.
+FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
+_THAW_IN_NODE = (
+    "find /sys/fs/cgroup/freezer -name freezer.state 2>/dev/null | while read -r f; do "
+    'case "$(cat "$f")" in FROZEN|FREEZING) echo THAWED > "$f" && echo "$f";; esac; done; true'
+)
+
+
+def thaw_frozen_cgroups(container: Container) -> int:
+    """Thaw every FROZEN or FREEZING cgroup v1 freezer under a node container (a pod sandbox left frozen
+    keeps a process in uninterruptible sleep, and then Docker cannot kill the node). Return how many.
+
+    From the host where its cgroup tree is visible and writable; else from inside the node."""
+    thawed = 0
+    cid = container.id or ""
+    for base in (FREEZER_ROOT / "docker" / cid, FREEZER_ROOT / "system.slice" / f"docker-{cid}.scope"):
+        if not cid:
+            break
+        if not base.is_dir():
+            continue
+        for state in base.rglob("freezer.state"):
+            try:
+                if state.read_text().strip() in ("FROZEN", "FREEZING"):
+                    state.write_text("THAWED")
+                    thawed += 1
+            except OSError:
+                continue
+        return thawed
+    try:
+        code, out = exec_output(container, ["sh", "-c", _THAW_IN_NODE])
+    except Exception:  # a node that cannot run a command has nothing we can thaw from here
+        return 0
+    return len(out.splitlines()) if code == 0 else 0
