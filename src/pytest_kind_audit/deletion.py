@@ -44,21 +44,22 @@ class Deletion:
         return not self.left and not self.error
 
     def recovery(self) -> str:
-        """``" (after thawing 2 frozen cgroups, 1 retry)"``, or ``""`` when the first try did it."""
+        """``" after thawing 2 frozen cgroups and 1 retry"``, or ``""`` when the first try did it."""
         steps = []
         if self.thawed:
             steps.append(f"thawing {self.thawed} frozen cgroup{'s' if self.thawed != 1 else ''}")
         if self.retries:
             steps.append(f"{self.retries} retr{'ies' if self.retries != 1 else 'y'}")
-        return f" (after {', '.join(steps)})" if steps else ""
+        return f" after {' and '.join(steps)}" if steps else ""
 
     def describe(self) -> str:
-        """``deleted ...`` or, when it is not true, what is left and the command that removes it."""
+        """``deleted in 1.2s`` or, when it is not true, what is left and the command that removes it."""
         if self.deleted:
-            return f"deleted{self.recovery()}"
+            return f"deleted in {self.seconds:.1f}s{self.recovery()}"
         if self.left:
-            return (f"NOT deleted: {', '.join(self.left)} still exist{'s' if len(self.left) == 1 else ''}"
-                    f"{self.recovery()}; remove with: docker rm -f {' '.join(self.left)}")  # fmt: skip
+            exist = "exists" if len(self.left) == 1 else "exist"
+            return (f"NOT deleted: {', '.join(self.left)} still {exist}{self.recovery()}; remove with: "
+                    f"docker rm -f {' '.join(self.left)}")  # fmt: skip
         return f"NOT deleted: {self.error}; remove with: kind delete cluster --name {self.name}"
 
 

@@ -114,7 +114,7 @@ def reap_stale(kind_binary: str, records: Records) -> dict[str, str]:
         deletion = delete_cluster(kind_binary, name)
         if deletion.deleted:
             records.remove(name)
-            done[name] = f"removed stale cluster {name}{deletion.recovery()}: {why}"
+            done[name] = f"removed stale cluster {name}: {why} ({deletion.describe()})"
         else:
             done[name] = f"could not remove stale cluster {name} ({why}): {deletion.describe()}"
     return done

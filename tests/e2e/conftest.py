@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,13 @@ def whole_run_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """For tests that start whole pytest runs: no inherited addopts, and a missing piece fails them."""
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     monkeypatch.setenv("PYTEST_KIND_AUDIT_REQUIRE", "1")
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_run_env: None) -> Path:
+    """A private host-record directory, so these runs see only their own leftovers."""
+    monkeypatch.setenv("PYTEST_KIND_AUDIT_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from pytest_kind_audit.deletion import delete_cluster as plugin_delete_cluster
@@ -19,3 +20,21 @@ def delete_cluster(name: str) -> None:
     an explicit kubeconfig, so ~/.kube/config is never edited; thawed and retried if stuck)."""
     deletion = plugin_delete_cluster("kind", name)
     assert deletion.deleted, f"clean-up of {name}: {deletion.describe()}"
+
+
+class foreign_cluster:
+    """A stand-in for someone else's kind cluster: a container with kind's labels and no plugin records.
+    Enough for the reaper, which must leave it alone."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> str:
+        image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/base:bookworm-1"
+        subprocess.run(["docker", "run", "-d", "--name", f"{self.name}-control-plane", "--entrypoint", "sleep",
+                        "--label", f"io.x-k8s.kind.cluster={self.name}", "--label", "io.x-k8s.kind.role=control-plane",
+                        image, "600"], check=True, capture_output=True)  # fmt: skip
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["docker", "rm", "-f", f"{self.name}-control-plane"], capture_output=True, check=False)

@@ -16,16 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import delete_cluster, node_containers
+from .helpers import delete_cluster, foreign_cluster, node_containers
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_run_env: None) -> Path:
-    """A private host-record directory, so these runs see only their own leftovers."""
-    monkeypatch.setenv("PYTEST_KIND_AUDIT_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
 
 
 REUSE_SUITE = """
@@ -82,24 +75,6 @@ def test_reusing_a_cluster_the_plugin_did_not_create_is_refused(pytester: pytest
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines([f"*cannot reuse cluster '{name}': it was not created by pytest-kind-audit*"])
         assert node_containers(name) == [f"{name}-control-plane"]
-
-
-class foreign_cluster:
-    """A stand-in for someone else's kind cluster: a container with kind's labels and no plugin records.
-    Enough for the reaper, which must leave it alone."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self) -> str:
-        image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/base:bookworm-1"
-        subprocess.run(["docker", "run", "-d", "--name", f"{self.name}-control-plane", "--entrypoint", "sleep",
-                        "--label", f"io.x-k8s.kind.cluster={self.name}", "--label", "io.x-k8s.kind.role=control-plane",
-                        image, "600"], check=True, capture_output=True)  # fmt: skip
-        return self.name
-
-    def __exit__(self, *exc: object) -> None:
-        subprocess.run(["docker", "rm", "-f", f"{self.name}-control-plane"], capture_output=True, check=False)
 
 
 SLOW_SUITE = """
