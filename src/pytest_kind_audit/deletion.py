@@ -8,15 +8,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import _commands
 from .exceptions import CommandError, KindAuditError
-from .nodes import cluster_containers, docker_client, name_of, thaw_frozen_cgroups
+from .nodes import cluster_containers, docker_client, name_of, remove_containers, thaw_frozen_cgroups
 from .ownership import made_by
-
-if TYPE_CHECKING:
-    from docker.models.containers import Container
 
 __all__ = ["Deletion", "delete_cluster"]
 
@@ -97,7 +93,7 @@ def delete_cluster(
         if remaining <= 0:
             break
         if result.foreign:  # kind deletes by name: remove only our own containers
-            _remove(ours, remaining)
+            remove_containers(ours, remaining)
         else:
             _kind_delete(kind_binary, name, kubeconfig, remaining)
         ours = [c for c in cluster_containers(client, name) if name_of(c) not in result.foreign]
@@ -116,16 +112,3 @@ def _kind_delete(kind_binary: str, name: str, kubeconfig: Path | None, timeout: 
                           timeout=timeout, check=False)  # fmt: skip
         except CommandError:
             pass  # timed out or no kind: the caller looks at what is left
-
-
-def _remove(containers: list[Container], timeout: float) -> None:
-    from docker.errors import DockerException
-
-    deadline = time.monotonic() + timeout
-    for container in containers:
-        if time.monotonic() >= deadline:
-            return
-        try:
-            container.remove(force=True, v=True)
-        except DockerException:
-            pass  # the caller looks again: what is left is reported

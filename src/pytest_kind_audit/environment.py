@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from . import _commands
 from .exceptions import CommandError, EnvironmentNotReady
 from .kindconfig import Version, parse_version
-from .nodes import docker_client, first_line, read_image_file
+from .nodes import docker_client, first_line, image_present, read_image_file
 
 if TYPE_CHECKING:
-    import docker
+    from .nodes import DockerClient
 
 __all__ = ["Environment", "check_environment"]
 
@@ -60,12 +60,8 @@ def _default_image(kind_binary: str) -> str:
     return ""
 
 
-def _image_kubernetes_version(client: docker.DockerClient, image: str) -> Version:
-    from docker.errors import ImageNotFound
-
-    try:
-        client.images.get(image)
-    except ImageNotFound:
+def _image_kubernetes_version(client: DockerClient, image: str) -> Version:
+    if not image_present(client, image):
         tag = image.rsplit(":", 1)[-1] if ":" in image else ""
         if image.startswith("kindest/node:"):
             # kind will pull it; the tag names the Kubernetes version.
@@ -73,4 +69,10 @@ def _image_kubernetes_version(client: docker.DockerClient, image: str) -> Versio
         raise EnvironmentNotReady(
             f"node image {image!r} is not present: build it (ci/build-node-image.sh) or docker pull it"
         ) from None
-    return parse_version((read_image_file(client, image, "/kind/version") or b"").decode())
+    version = (read_image_file(client, image, "/kind/version") or b"").decode()
+    try:
+        return parse_version(version)
+    except ValueError:
+        raise EnvironmentNotReady(
+            f"node image {image!r} has no Kubernetes version in /kind/version: is it a kind node image?"
+        ) from None

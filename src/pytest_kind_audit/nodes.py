@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
+    # For the other modules' annotations: they never import the Docker SDK themselves.
+    DockerClient = docker.DockerClient
+    NodeContainer = Container
+
 __all__ = [
     "ContainerFiles",
     "DockerLogSource",
@@ -136,6 +140,30 @@ def write_file(container: Container, name: str, data: bytes, mode: int = 0o644) 
     if not container.put_archive(NODE_DIR, buf.getvalue()):
         raise ClusterError(f"could not write {NODE_DIR}/{name} in {container.name}")
     return f"{NODE_DIR}/{name}"
+
+
+def image_present(client: docker.DockerClient, image: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def remove_containers(containers: list[Container], timeout: float) -> None:
+    """``docker rm -f`` each container, within ``timeout``; failures are left for the caller to see."""
+    from docker.errors import DockerException
+
+    deadline = time.monotonic() + timeout
+    for container in containers:
+        if time.monotonic() >= deadline:
+            return
+        try:
+            container.remove(force=True, v=True)
+        except DockerException:
+            pass  # the caller looks again: what is left is reported
 
 
 def read_image_file(client: docker.DockerClient, image: str, path: str) -> bytes | None:

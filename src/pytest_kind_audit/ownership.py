@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from .nodes import NODE_DIR, bind_sources, control_planes, read_file, write_file
 
 if TYPE_CHECKING:
-    import docker
-    from docker.models.containers import Container
+    from .nodes import DockerClient
+    from .nodes import NodeContainer as Container
 
 __all__ = ["FINGERPRINT_PATH", "Fingerprint", "Records", "process_start", "read_fingerprint", "write_fingerprint"]
 
@@ -148,7 +148,7 @@ class Records:
         return out
 
 
-def stale_clusters(client: docker.DockerClient, records: Records) -> dict[str, str]:
+def stale_clusters(client: DockerClient, records: Records) -> dict[str, str]:
     """Clusters this plugin made whose run is gone and that nobody asked to keep: name -> why."""
     nodes = control_planes(client)
     stale: dict[str, str] = {}

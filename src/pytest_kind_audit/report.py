@@ -8,6 +8,7 @@ import copy
 import html
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -15,9 +16,22 @@ from typing import Any
 
 from .events import AuditEvent
 
-__all__ = ["build_html", "counts", "redact_secrets", "save_log"]
+__all__ = ["build_html", "counts", "redact_secrets", "save_log", "script_safe_json"]
 
 REDACTED = "<redacted>"
+
+# Inside a <script> element the HTML parser looks for "</script", and "<!--" switches it into a state where
+# a later "<script" makes the next "</script>" not count; ">" and "&" matter next to those, and U+2028 and
+# U+2029 end a line for JavaScript parsers that predate ES2019. JSON strings may spell any character as
+# \uXXXX, so each of these becomes its escape: the text then holds none of them, and decodes the same.
+_SCRIPT_SAFE = str.maketrans({c: f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"})
+_PLACEHOLDER = re.compile("@TITLE@|@DATA@")
+
+
+def script_safe_json(value: Any) -> str:
+    """JSON for the inside of a ``<script>`` element: it cannot end the element, open a comment in it, or
+    hold a line terminator, whatever strings the value contains."""
+    return json.dumps(value).translate(_SCRIPT_SAFE)
 
 
 def save_log(data: bytes, path: Path) -> Path:
@@ -89,6 +103,6 @@ def build_html(tests: Sequence[Mapping[str, Any]], *, title: str, show_secrets: 
                 "level": e.level, "request": shown.get("requestObject"), "response": shown.get("responseObject"),
             })  # fmt: skip
         payload.append({"test": test["nodeid"], "outcome": test.get("outcome", ""), "events": rows})
-    data = json.dumps(payload).replace("</", "<\\/")  # never close the script element early
+    values = {"@TITLE@": html.escape(title), "@DATA@": script_safe_json(payload)}
     page = resources.files(__package__).joinpath("report.html").read_text()
-    return page.replace("@TITLE@", html.escape(title)).replace("@DATA@", data)
+    return _PLACEHOLDER.sub(lambda m: values[m.group()], page)  # one pass: a title never receives the data
