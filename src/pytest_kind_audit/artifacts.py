@@ -42,7 +42,11 @@ def write_artifacts(hub: ClusterHub, cluster_name: str, settings: Settings) -> l
             container = control_plane(docker_client(), cluster_name)
             if container is None:
                 raise LookupError(f"cluster {cluster_name} has no control-plane container")
-            data = DockerLogSource(container).read_new()  # rotated files first, then the live one
+            source = DockerLogSource(container)
+            try:
+                data = source.read_new()  # rotated files first, then the live one
+            finally:
+                source.close()
         except Exception as exc:  # the run's result matters more than its artifact
             lines.append(f"kind-audit: could not save the audit log: {exc}")
         else:

@@ -9,11 +9,13 @@ from the window searched, never from module state.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .collection import AuditEvents
-from .exceptions import NoAuditWindow
+from .exceptions import LogStreamBroken, NoAuditWindow
 from .policy import LEVELS
 from .query import AuditQuery
 
@@ -25,6 +27,8 @@ __all__ = ["AssertMethods", "Searchable", "assert_audited", "assert_not_audited"
            "set_current_window"]  # fmt: skip
 
 CLOSEST_SHOWN = 5
+# How often a waiting assert reads the log again: a read is one round trip to the node's reader.
+POLL_INTERVAL = 0.01
 
 
 class Searchable(Protocol):
@@ -132,19 +136,23 @@ def wait_for_events(
     __tracebackhide__ = True
     words, low, high = _expectation(count, at_least)
     wait = window.timeout if timeout is None else timeout
+    with _readable():
+        return _wait(window, query, words, low, high, wait)
+
+
+def _wait(window: Searchable, query: AuditQuery, words: str, low: int, high: int | None, wait: float) -> AuditEvents:
+    __tracebackhide__ = True
     matched: list[AuditEvent] = [e for e in window.all() if query.matches(e)]
     # The wait is counted from the first look: reading a backlog is not waiting for events.
     started = time.monotonic()
     deadline = started + wait
-    delay = 0.05
     while True:
         too_many = high is not None and len(matched) > high
         if low <= len(matched) and not too_many:
             return AuditEvents(matched)
         if too_many or time.monotonic() >= deadline:
             break
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.5)
+        time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
         matched += [e for e in window.refresh() if query.matches(e)]
     waited = time.monotonic() - started
     raise AssertionError(_failure(window, query, words, matched, waited))
@@ -152,13 +160,29 @@ def wait_for_events(
 
 def check_absent(window: Searchable, query: AuditQuery, *, timeout: float) -> None:
     __tracebackhide__ = True
+    with _readable():
+        _check_absent(window, query, timeout)
+
+
+def _check_absent(window: Searchable, query: AuditQuery, timeout: float) -> None:
+    __tracebackhide__ = True
     matched = [e for e in window.all() if query.matches(e)]
     started = time.monotonic()
     while not matched and time.monotonic() - started < timeout:
-        time.sleep(min(0.2, max(0.0, timeout - (time.monotonic() - started))))
+        time.sleep(min(POLL_INTERVAL, max(0.0, timeout - (time.monotonic() - started))))
         matched = [e for e in window.refresh() if query.matches(e)]
     if matched:
         raise AssertionError(_unexpected(window, query, matched, time.monotonic() - started))
+
+
+@contextmanager
+def _readable() -> Iterator[None]:
+    """A log that cannot be read fails the assert with one line saying why (the node is gone, paused)."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except LogStreamBroken as exc:
+        raise AssertionError(f"cannot read the audit log: {exc}") from None
 
 
 def _plural(n: int, word: str) -> str:

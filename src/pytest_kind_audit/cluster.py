@@ -217,7 +217,7 @@ class AuditedCluster:
         while time.monotonic() < deadline:
             if self.audit.poll() or len(self.audit):
                 return
-            time.sleep(0.5)
+            time.sleep(0.05)
         raise ClusterError(f"the API server of {self.name!r} wrote no audit event to {AUDIT_LOG_PATH} in {timeout}s")
 
     def kubectl(self, *args: str, input: str | bytes | None = None, check: bool = True, timeout: float = 120) -> str:
@@ -244,8 +244,13 @@ class AuditedCluster:
         """Run a command in the control-plane container (diagnostics)."""
         return exec_output(self.container, list(argv))[1].decode(errors="replace")
 
+    def close(self) -> None:
+        """Stop following the audit log (the reader in the node ends); the cluster keeps running."""
+        self.audit.close()
+
     def delete(self) -> Deletion:
         """Delete the cluster; the result says whether its containers are really gone."""
+        self.close()
         deletion = delete_cluster(self.kind_binary, self.name, self.kubeconfig)
         if self.records is not None and deletion.deleted:
             self.records.remove(self.name)

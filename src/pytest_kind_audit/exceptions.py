@@ -41,3 +41,8 @@ class ClusterError(KindAuditError):
 
 class NoAuditWindow(KindAuditError):
     """A bare assert_audited() outside a test that uses the audited cluster."""
+
+
+class LogStreamBroken(ClusterError):
+    """The node's audit log cannot be read and its reader cannot be started again (node stopped, paused,
+    Docker down)."""

@@ -99,7 +99,7 @@ def audited_cluster(
     audit_policy: AuditPolicy,
     kind_audit_environment: Environment,
     kind_audit_settings: Settings,
-) -> AuditedCluster:
+) -> Iterator[AuditedCluster]:
     """A kind cluster with API auditing, one per run (shared by all pytest-xdist workers) and deleted
     once at the end (also after failures and Ctrl-C) unless kept or reused. Offers ``.kubectl()``,
     ``.kubeconfig``, ``.name``, ``.kubernetes_version`` and ``.audit``, the session's audit events."""
@@ -121,8 +121,10 @@ def audited_cluster(
         problem = ""
     if problem:
         pytest.fail(problem, pytrace=False)
-    # Deleted by the run's owner in pytest_sessionfinish, after every worker is done.
-    return cluster
+    yield cluster
+    # Deleted by the run's owner in pytest_sessionfinish, after every worker is done; the log's reader
+    # in the node stops here.
+    cluster.close()
 
 
 @pytest.fixture

@@ -53,6 +53,9 @@ class LogFollower:
         # A new inode, or the same inode smaller than what we read (a deleted backup's inode reused).
         return self._after_rotation()
 
+    def close(self) -> None:
+        """Nothing held by default; a source that reads through a process stops it."""
+
     def skip_existing(self) -> None:
         """Start from the live file's current end (attaching to a cluster that has history)."""
         inode, _, data = self.files.read_current(0)

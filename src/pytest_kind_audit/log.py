@@ -29,6 +29,9 @@ class LogSource(Protocol):
 
     def read_new(self) -> bytes: ...
 
+    def close(self) -> None:
+        """Release what reading holds (a reader process in a node)."""
+
 
 class AuditLog(AssertMethods):
     """Every event the API server has logged, parsed as they arrive. Thread-safe.
@@ -97,6 +100,11 @@ class AuditLog(AssertMethods):
 
     def __len__(self) -> int:
         return len(self._events)
+
+    def close(self) -> None:
+        """Stop reading (the events read so far stay)."""
+        with self._lock:
+            self.source.close()
 
     def snapshot(self, start: int = 0) -> list[AuditEvent]:
         """Events parsed so far from index ``start`` on, without polling."""

@@ -12,9 +12,9 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .exceptions import ClusterError, EnvironmentNotReady
+from .exceptions import ClusterError, EnvironmentNotReady, LogStreamBroken
 from .follow import LogFollower
 from .kindconfig import AUDIT_LOG_PATH
 
@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     NodeContainer = Container
 
 __all__ = [
-    "ContainerFiles",
     "DockerLogSource",
+    "LogStreamBroken",
+    "NodeShell",
+    "ShellFiles",
     "cluster_containers",
     "control_plane",
     "control_plane_name",
@@ -175,43 +177,142 @@ def read_image_file(client: docker.DockerClient, image: str, path: str) -> bytes
         container.remove(force=True)
 
 
-class ContainerFiles:
-    """The audit log's files inside the control-plane container, read through the Docker SDK: only the
-    bytes from an offset on cross the wire (``tail -c +N``), never the whole file."""
+# One long-lived shell in the node serves every read: a read costs a round trip on an open socket and the
+# one or two processes it starts in the node (a few ms), not a new docker exec (~80 ms). $1 is the log's
+# path; the rotated files are <stem>-<time><ext>. Each answer ends with a NUL-framed marker, which JSON
+# lines cannot contain. A failed redirection on a group is not fatal to sh, so a missing file answers "".
+_READER = r"""
+p=$1; case ${p##*/} in *.*) stem=${p%.*}; ext=.${p##*.};; *) stem=$p; ext=;; esac
+while IFS= read -r line; do
+  op=${line%% *}; rest=${line#* }
+  case $op in
+    cur) { stat -L -c '%i %s' /dev/fd/3 && tail -c +"$rest" <&3; } 3<"$p" ;;
+    bak) for f in "$stem"-*"$ext"; do [ -e "$f" ] && stat -c '%i %n' "$f"; done ;;
+    get) tail -c +"${rest%% *}" "${rest#* }" ;;
+  esac 2>/dev/null
+  printf '\0\0END\n'
+done
+"""
+_END = b"\0\0END\n"
+#: argv[0] of the reader in the node, to find it (and prove it is gone).
+READER_NAME = "kind-audit-log-reader"
 
-    # One open file gives both the inode and the bytes, so a rotation between two reads cannot mix files.
-    _READ = 'exec 3<"$0" || exit 3; stat -L -c "%i %s" /dev/fd/3; tail -c +"$1" <&3'
-    # Rotated files are <stem>-<time>.<ext>; the stem and extension come in as $0 and $1.
-    _BACKUPS = 'for f in "$0"-*"$1"; do [ -e "$f" ] && stat -c "%i %n" "$f"; done; true'
 
-    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
+class NodeShell:
+    """The reader shell in a node, over one exec's socket. Started on first use, started again once if
+    it died (offsets are kept by the caller, so nothing is lost or read twice); LogStreamBroken, naming
+    the node's state, when that fails too. Ends when closed, or with this process or the node."""
+
+    def __init__(self, container: Container, path: str, *, timeout: float = 3.0) -> None:
         self.container = container
         self.path = path
+        self.timeout = timeout
+        self._socket: Any = None
+        #: How many times the reader was started (1 for a healthy stream).
+        self.starts = 0
+
+    def _start(self) -> None:
+        api = self.container.client.api  # type: ignore[union-attr]
+        exec_id = api.exec_create(self.container.id, ["sh", "-c", _READER, READER_NAME, self.path],
+                                  stdin=True, stdout=True, stderr=False, tty=False)["Id"]  # fmt: skip
+        self._socket = api.exec_start(exec_id, socket=True)
+        self._socket._sock.settimeout(self.timeout)
+        self.starts += 1
+
+    def ask(self, line: str) -> bytes:
+        """Send one command line; its answer, without the end marker."""
+        for attempt in (1, 2):
+            try:
+                if self._socket is None:
+                    self._start()
+                return self._exchange(line)
+            except Exception as exc:  # a dead socket, a timeout, Docker gone: once more, then explain
+                self.close()
+                if attempt == 2:
+                    raise LogStreamBroken(f"the audit log stream of {name_of(self.container)} is gone: "
+                                          f"{self._why(exc)}") from None  # fmt: skip
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(self, line: str) -> bytes:
+        sock = self._socket._sock
+        sock.sendall(line.encode() + b"\n")
+        out = bytearray()
+        while not out.endswith(_END):
+            header = _read_exactly(sock, 8)
+            size = int.from_bytes(header[4:8], "big")
+            out += _read_exactly(sock, size)
+        return bytes(out[: -len(_END)])
+
+    def _why(self, exc: BaseException) -> str:
+        try:
+            self.container.reload()
+            state = self.container.attrs.get("State") or {}
+        except Exception as inner:
+            return f"Docker does not answer ({first_line(inner)})"
+        if state.get("Paused"):
+            return "the node container is paused"
+        if not state.get("Running"):
+            return f"the node container is {state.get('Status', 'not running')} (exit code {state.get('ExitCode')})"
+        return f"the reader in the node failed: {first_line(exc)}"
+
+    def close(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.close()  # the shell reads EOF and exits
+            except Exception:
+                pass
+            self._socket = None
+
+
+def _read_exactly(sock: Any, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the node closed the stream")
+        data += chunk
+    return bytes(data)
+
+
+class ShellFiles:
+    """The audit log's files inside the control-plane container, read through the node's reader shell:
+    only the bytes from an offset on cross the wire, never the whole file."""
+
+    def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
+        self.shell = NodeShell(container, path)
 
     def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
-        code, out = exec_output(self.container, ["sh", "-c", self._READ, self.path, str(offset + 1)])
-        if code != 0 or b"\n" not in out:
+        # One open file gives both the inode and the bytes, so a rotation between two reads cannot mix files.
+        out = self.shell.ask(f"cur {offset + 1}")
+        if b"\n" not in out:
             return None, 0, b""  # not created yet
         head, _, data = out.partition(b"\n")
         inode, size = head.split()
         return int(inode), int(size), data
 
     def backups(self) -> list[tuple[int, str]]:
-        stem, dot, ext = self.path.rpartition(".")
-        stem, ext = (stem, f".{ext}") if dot else (self.path, "")
-        _, out = exec_output(self.container, ["sh", "-c", self._BACKUPS, stem, ext])
-        rows = [line.split(" ", 1) for line in out.decode().splitlines() if " " in line]
+        rows = [line.split(" ", 1) for line in self.shell.ask("bak").decode().splitlines() if " " in line]
         return sorted(((int(ino), name) for ino, name in rows), key=lambda row: row[1])
 
     def read_path(self, path: str, offset: int) -> bytes:
-        return exec_output(self.container, ["tail", "-c", f"+{offset + 1}", path])[1]
+        return self.shell.ask(f"get {offset + 1} {path}")
 
 
 class DockerLogSource(LogFollower):
-    """The audit log inside a kind node, followed across rotations."""
+    """The audit log inside a kind node, followed across rotations through one long-lived reader."""
 
     def __init__(self, container: Container, path: str = AUDIT_LOG_PATH) -> None:
-        super().__init__(ContainerFiles(container, path))
+        self._files = ShellFiles(container, path)
+        super().__init__(self._files)
+
+    @property
+    def starts(self) -> int:
+        """How many times the reader in the node was started (more than 1: it died and was replaced)."""
+        return self._files.shell.starts
+
+    def close(self) -> None:
+        """Stop the reader in the node."""
+        self._files.shell.close()
 
 
 # The host's cgroup v1 freezer hierarchy; Docker's cgroupfs driver puts a container under docker/<id>,
