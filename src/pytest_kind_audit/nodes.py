@@ -8,6 +8,7 @@ into a shell string.
 from __future__ import annotations
 
 import io
+import socket
 import tarfile
 import time
 from collections.abc import Iterator
@@ -257,10 +258,13 @@ class NodeShell:
 
     def close(self) -> None:
         if self._socket is not None:
+            raw = self._socket._sock
             try:
-                self._socket.close()  # the shell reads EOF and exits
-            except Exception:
-                pass
+                raw.shutdown(socket.SHUT_RDWR)  # EOF on the shell's input: it exits
+            except OSError:
+                pass  # already gone
+            raw.close()
+            self._socket.close()
             self._socket = None
 
 
