@@ -23,7 +23,10 @@ def test_freezes_every_pod(audited_cluster):
     # Every pod's processes, the control plane's included, into the cgroup v1 refrigerator: a frozen
     # process ignores even SIGKILL, so the node's init cannot finish and Docker cannot kill the node.
     node = audited_cluster.node
-    script = "echo FROZEN > /sys/fs/cgroup/freezer/kubepods/freezer.state; cat /sys/fs/cgroup/freezer/kubepods/freezer.state"
+    script = (
+        "pods=$(find /sys/fs/cgroup/freezer -maxdepth 2 -type d -name '*kubepods*' | head -n 1); "
+        'echo FROZEN > "$pods/freezer.state"; cat "$pods/freezer.state"'
+    )
     out = subprocess.run(["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() in ("FROZEN", "FREEZING")
 """
