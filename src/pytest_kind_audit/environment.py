@@ -3,6 +3,7 @@ Kubernetes version. Checked once; a missing piece is one line naming the fix."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING
 from . import _commands
 from .exceptions import CommandError, EnvironmentNotReady
 from .kindconfig import Version, parse_version
-from .nodes import docker_client, first_line, image_present, read_image_file
+from .nodes import docker_client, first_line, image_id_of, image_present, read_image_file
+from .ownership import state_dir
 
 if TYPE_CHECKING:
     from .nodes import DockerClient
@@ -69,10 +71,28 @@ def _image_kubernetes_version(client: DockerClient, image: str) -> Version:
         raise EnvironmentNotReady(
             f"node image {image!r} is not present: build it (ci/build-node-image.sh) or docker pull it"
         ) from None
-    version = (read_image_file(client, image, "/kind/version") or b"").decode()
+    version = _cached_version(client, image)
     try:
         return parse_version(version)
     except ValueError:
         raise EnvironmentNotReady(
             f"node image {image!r} has no Kubernetes version in /kind/version: is it a kind node image?"
         ) from None
+
+
+def _cached_version(client: DockerClient, image: str) -> str:
+    """The image's /kind/version. Reading it takes a container; the answer is kept by image id (a content
+    hash, so it can never go stale) in the state directory."""
+    image_id = image_id_of(client, image).replace(":", "-")
+    cache = state_dir() / "images" / f"{image_id}.version"
+    try:
+        return cache.read_text()
+    except OSError:
+        pass
+    version = (read_image_file(client, image, "/kind/version") or b"").decode().strip()
+    if version:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(version)
+        os.replace(tmp, cache)
+    return version

@@ -8,6 +8,7 @@ into a shell string.
 from __future__ import annotations
 
 import io
+import os
 import socket
 import tarfile
 import time
@@ -50,19 +51,27 @@ ROLE_LABEL = "io.x-k8s.kind.role"
 NODE_DIR = "/kind-audit"
 
 
+_clients: dict[tuple[int, str, str, str], docker.DockerClient] = {}
+
+
 def docker_client() -> docker.DockerClient:
-    """A Docker SDK client, or EnvironmentNotReady naming the fix."""
+    """This process's Docker SDK client for the current DOCKER_* settings (checked with a ping when made),
+    or EnvironmentNotReady naming the fix. Kept: each new client costs a connection and a ping."""
     import docker
     from docker.errors import DockerException
 
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except DockerException as exc:
-        raise EnvironmentNotReady(
-            f"Docker is not reachable ({first_line(exc)}): start the Docker daemon, or set DOCKER_HOST"
-        ) from None
-    return client
+    env = os.environ
+    key = (os.getpid(), env.get("DOCKER_HOST", ""), env.get("DOCKER_TLS_VERIFY", ""), env.get("DOCKER_CERT_PATH", ""))
+    if key not in _clients:
+        try:
+            client = docker.from_env(timeout=60)
+            client.ping()
+        except DockerException as exc:
+            raise EnvironmentNotReady(
+                f"Docker is not reachable ({first_line(exc)}): start the Docker daemon, or set DOCKER_HOST"
+            ) from None
+        _clients[key] = client
+    return _clients[key]
 
 
 def first_line(exc: BaseException) -> str:
@@ -153,6 +162,10 @@ def image_present(client: docker.DockerClient, image: str) -> bool:
     except ImageNotFound:
         return False
     return True
+
+
+def image_id_of(client: docker.DockerClient, image: str) -> str:
+    return str(client.images.get(image).id)
 
 
 def remove_containers(containers: list[Container], timeout: float) -> None:

@@ -113,12 +113,18 @@ def made_by(container: Container, workdir: Path) -> bool:
     return any(Path(source).is_relative_to(workdir) for source in bind_sources(container))
 
 
+def state_dir() -> Path:
+    """Where the plugin keeps what outlives a run: $PYTEST_KIND_AUDIT_STATE_DIR, else
+    $XDG_STATE_HOME/pytest-kind-audit (~/.local/state/pytest-kind-audit)."""
+    default = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "pytest-kind-audit"
+    return Path(os.environ.get("PYTEST_KIND_AUDIT_STATE_DIR", default))
+
+
 class Records:
     """Host records of the clusters this plugin is creating or has created (one JSON file each)."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        default = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "pytest-kind-audit"
-        self.dir = directory or Path(os.environ.get("PYTEST_KIND_AUDIT_STATE_DIR", default)) / "clusters"
+        self.dir = directory or state_dir() / "clusters"
 
     def path(self, name: str) -> Path:
         return self.dir / f"{name}.json"
