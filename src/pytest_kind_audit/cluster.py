@@ -36,11 +36,13 @@ from .kindconfig import AUDIT_LOG_PATH, KindConfig
 from .log import AuditLog, AuditWindow
 from .nodes import (
     DockerLogSource,
+    api_server_url,
     cluster_containers,
     control_plane,
     control_plane_name,
     docker_client,
     exec_output,
+    read_file,
     write_file,
 )
 from .ownership import Fingerprint, Records, write_fingerprint
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WORKER_USER_PREFIX", "AuditedCluster"]
 
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 CREATE_WAIT = "180s"
 CREATE_TIMEOUT = 600.0
 #: Prefix of the per-worker identities under xdist (see AuditedCluster.use_identity).
@@ -83,7 +86,7 @@ class AuditedCluster:
         #: Its groups (kubeadm's admin.conf user is in kubeadm:cluster-admins since Kubernetes 1.29).
         self.identity_groups: tuple[str, ...] = ("kubeadm:cluster-admins", "system:authenticated")
         # The same identity's kubeconfig inside the node, for kubectl run there (no kubectl on this host).
-        self._node_kubeconfig = "/etc/kubernetes/admin.conf"
+        self._node_kubeconfig = ADMIN_KUBECONFIG
         self.records = records
         container = control_plane(docker_client(), name)
         if container is None:
@@ -169,16 +172,22 @@ class AuditedCluster:
         skip_history: bool = False,
         records: Records | None = None,
     ) -> AuditedCluster:
-        """Use a running cluster: export its kubeconfig to ``workdir`` (never ~/.kube/config)."""
+        """Use a running cluster: its admin kubeconfig, read from the node and pointed at the host port kind
+        published (what ``kind export kubeconfig`` does, without starting kind), written to ``workdir``
+        (never ~/.kube/config)."""
         if policy is not None:
             policy = policy.for_kubernetes(environment.kubernetes_version)
+        container = control_plane(docker_client(), name)
+        raw = read_file(container, ADMIN_KUBECONFIG) if container is not None else None
+        server = api_server_url(container) if container is not None else None
+        if raw is None or server is None:
+            raise ClusterError(f"cannot use cluster {name!r}: no running control-plane node with an API server port")
+        config = yaml.safe_load(raw)
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = server
         workdir.mkdir(parents=True, exist_ok=True)
         kubeconfig = workdir / f"kubeconfig-{os.getpid()}"
-        try:
-            _commands.run([environment.kind_binary, "export", "kubeconfig", "--name", name,
-                           "--kubeconfig", str(kubeconfig)], timeout=60)  # fmt: skip
-        except CommandError as exc:
-            raise ClusterError(f"cannot use cluster {name!r}: {_last_lines(exc.stderr, 2)}") from None
+        _write_private(kubeconfig, yaml.safe_dump(config))
         return cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
                    timeout=timeout, created=False, skip_history=skip_history, records=records)  # fmt: skip
 
@@ -194,8 +203,7 @@ class AuditedCluster:
         server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         for entry in config["clusters"]:
             entry["cluster"]["server"] = server  # the node's name resolves only on the Docker network
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
+        _write_private(path, yaml.safe_dump(config))
         self.kubeconfig, self.identity = path, user
         self.identity_groups = ("system:masters", "system:authenticated")
         self.audit.identity = self._identity()
@@ -258,6 +266,14 @@ class AuditedCluster:
 
     def __repr__(self) -> str:
         return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A kubeconfig holds a client key: mode 0600 from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _last_lines(text: str, n: int = 8) -> str:

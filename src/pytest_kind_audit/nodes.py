@@ -141,6 +141,17 @@ def read_file(container: Container, path: str) -> bytes | None:
         return None
 
 
+def api_server_url(container: Container) -> str | None:
+    """The API server's address as this host reaches it: kind publishes the node's 6443 on a host port."""
+    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    bindings = ports.get("6443/tcp") or []
+    if not bindings:
+        return None
+    host = bindings[0].get("HostIp") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"https://{host}:{bindings[0]['HostPort']}"
+
+
 def write_file(container: Container, name: str, data: bytes, mode: int = 0o644) -> str:
     """Write ``data`` to ``/kind-audit/<name>`` in a node; return the path."""
     buf = io.BytesIO()
