@@ -6,7 +6,7 @@
 2. Reused cluster: a one-test `pytest --kind-audit-reuse-cluster` run against a bare `pytest --co` of the
    same file, alternating, medians.
 
-Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4 python bench/bench_create.py [PAIRS]
+Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-2 python bench/bench_create.py [PAIRS]
 """
 
 from __future__ import annotations

@@ -2,15 +2,19 @@
 # Assemble the kind node image offline, the way kind's own builder does (docker run + cp +
 # ctr import + commit), from the base image and the binaries built from Go modules.
 # Output: the tag $NODE_IMAGE (skipped when it exists). Single control-plane clusters only:
-# no kindnetd (a static CNI conflist instead), no CoreDNS or kube-proxy images.
+# no kindnetd (a static CNI conflist instead), no CoreDNS or kube-proxy images (and, for now,
+# a kubeadm wrapper that skips those two addons: see ci/kubeadm-skip-addons). runc is the one
+# built by ci/build-runc.sh, in place of Debian's.
 . "$(dirname "$0")/lib.sh"
 
 if image_exists "$NODE_IMAGE"; then log "$NODE_IMAGE present, skipping"; exit 0; fi
-BIN=${1:?usage: build-node-image.sh BINARIES_DIR (the output of ci/build-binaries.sh)}
+BIN=${1:?usage: build-node-image.sh BINARIES_DIR RUNC (the outputs of ci/build-binaries.sh and ci/build-runc.sh)}
+RUNC=${2:?usage: build-node-image.sh BINARIES_DIR RUNC (the outputs of ci/build-binaries.sh and ci/build-runc.sh)}
 image_exists "$BASE_IMAGE" || die "$BASE_IMAGE is missing: run ci/build-base-image.sh first"
 for b in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler etcd crictl pause; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run ci/build-binaries.sh first"
 done
+grep -qx "runc version ${RUNC_VERSION#v}" <<<"$("$RUNC" --version 2>/dev/null)" || die "$RUNC is not runc $RUNC_VERSION: run ci/build-runc.sh first"
 need_space 3000 "$CACHE_DIR"
 
 WORK=$(mktemp -d "$CACHE_DIR/.node.XXXXXX")
@@ -60,11 +64,18 @@ make_component_images() {
 
 assemble() {
   docker run -d --name "$BUILDER" --entrypoint=sleep --security-opt seccomp=unconfined "$BASE_IMAGE" infinity >/dev/null
-  docker cp "$BIN/kubeadm" "$BUILDER:/usr/bin/kubeadm"
+  # kubeadm.real behind a wrapper that skips the CoreDNS and kube-proxy addons on init
+  # (temporary, until the full-fidelity issue ships CoreDNS and kube-proxy images).
+  docker cp "$BIN/kubeadm" "$BUILDER:/usr/bin/kubeadm.real"
+  docker cp "$CI_DIR/kubeadm-skip-addons" "$BUILDER:/usr/bin/kubeadm"
   docker cp "$BIN/kubelet" "$BUILDER:/usr/bin/kubelet"
   docker cp "$BIN/kubectl" "$BUILDER:/usr/bin/kubectl"
   docker cp "$BIN/crictl" "$BUILDER:/usr/local/bin/crictl"
-  docker exec "$BUILDER" chown root:root /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/kubectl /usr/local/bin/crictl
+  # Over Debian's /usr/sbin/runc (/usr/bin/runc links to it), the one containerd's shim finds on PATH.
+  docker cp "$RUNC" "$BUILDER:/usr/sbin/runc"
+  docker exec "$BUILDER" chown root:root /usr/bin/kubeadm /usr/bin/kubeadm.real /usr/bin/kubelet /usr/bin/kubectl \
+    /usr/local/bin/crictl /usr/sbin/runc
+  docker exec "$BUILDER" chmod 0755 /usr/bin/kubeadm /usr/sbin/runc
   docker exec -i "$BUILDER" sh -c "mkdir -p /kind/manifests /etc/cni/net.d && echo $KUBERNETES_VERSION > /kind/version"
   # kind applies default-cni.yaml unless disableDefaultCNI; networking is the static conflist below.
   docker exec -i "$BUILDER" sh -c 'cat > /kind/manifests/default-cni.yaml' <<'YAML'
@@ -104,6 +115,8 @@ preload() {
 
 commit() {
   docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' "$BUILDER" "$TMP_TAG" >/dev/null
+  grep -qx "runc version ${RUNC_VERSION#v}" <<<"$(docker run --rm --entrypoint runc "$TMP_TAG" --version)" ||
+    die "runc in $TMP_TAG is not $RUNC_VERSION"
   docker tag "$TMP_TAG" "$NODE_IMAGE"   # tag only at the end: a half-built image is never trusted
 }
 

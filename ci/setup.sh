@@ -10,7 +10,8 @@ if image_exists "$NODE_IMAGE"; then
 else
   "$CI_DIR/build-base-image.sh"
   binaries=$("$CI_DIR/build-binaries.sh" | tail -n 1)
-  "$CI_DIR/build-node-image.sh" "$binaries"
+  runc=$("$CI_DIR/build-runc.sh" | tail -n 1)
+  "$CI_DIR/build-node-image.sh" "$binaries" "$runc"
 fi
 "$CI_DIR/install-kubectl.sh"
 "$CI_DIR/ensure-chromium.sh"

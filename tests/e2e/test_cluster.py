@@ -182,7 +182,7 @@ def test_cluster_handle(audited_cluster: AuditedCluster) -> None:
     assert re.fullmatch(r"v1\.\d+\.\d+", audited_cluster.kubernetes_version)
     image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE", "")
     if image.startswith("kind-audit-ci/node:"):
-        assert audited_cluster.kubernetes_version == image.split(":")[1]
+        assert audited_cluster.kubernetes_version == image.split(":")[1].split("-")[0]  # tags: v1.34.4-2
     kubeconfig = Path(audited_cluster.kubeconfig)
     assert kubeconfig.is_file() and audited_cluster.name in kubeconfig.read_text()
     default = Path.home() / ".kube" / "config"
@@ -233,5 +233,5 @@ def test_the_readmes_core_snippet_runs_as_written() -> None:
     from tests.unit.test_readme import readme_block
 
     code = readme_block("## Using the core without pytest")
-    image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/node:v1.34.4"
-    exec(compile(code.replace("kind-audit-ci/node:v1.34.4", image), "README.md", "exec"), {})
+    image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/node:v1.34.4-2"
+    exec(compile(code.replace("kind-audit-ci/node:v1.34.4-2", image), "README.md", "exec"), {})
