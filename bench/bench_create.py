@@ -49,16 +49,34 @@ def main(pairs: int) -> None:
         for i in range(pairs):
             name = f"bc{i}-" + secrets.token_hex(3)
             bare.append(
-                timed([kind, "create", "cluster", "--name", name, "--config", str(config_path), "--image", image,
-                       "--kubeconfig", str(work / "kubeconfig"), "--wait", "180s"], work)  # fmt: skip
+                timed(
+                    [
+                        kind,
+                        "create",
+                        "cluster",
+                        "--name",
+                        name,
+                        "--config",
+                        str(config_path),
+                        "--image",
+                        image,
+                        "--kubeconfig",
+                        str(work / "kubeconfig"),
+                        "--wait",
+                        "180s",
+                    ],
+                    work,
+                )  # fmt: skip
                 + timed([kind, "delete", "cluster", "--name", name, "--kubeconfig", str(work / "kubeconfig")], work)
             )
             name = f"pc{i}-" + secrets.token_hex(3)
             plugin.append(timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--kind-audit-require",
                                  f"--kind-audit-cluster-name={name}", "test_one.py"], work, run_env))  # fmt: skip
             print(f"  pair {i + 1}: bare kind {bare[-1]:.1f}s, plugin run {plugin[-1]:.1f}s", flush=True)
-        print(f"fresh cluster, medians of {pairs} pairs: plugin run {statistics.median(plugin):.1f}s, bare kind create"
-              f"+delete {statistics.median(bare):.1f}s, ratio {statistics.median(plugin) / statistics.median(bare):.3f}")
+        print(
+            f"fresh cluster, medians of {pairs} pairs: plugin run {statistics.median(plugin):.1f}s, bare kind create"
+            f"+delete {statistics.median(bare):.1f}s, ratio {statistics.median(plugin) / statistics.median(bare):.3f}"
+        )
 
         name = "br-" + secrets.token_hex(3)
         reuse = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--kind-audit-require",
@@ -70,9 +88,11 @@ def main(pairs: int) -> None:
             for _ in range(max(5, pairs * 2)):
                 reused.append(timed(reuse, work, run_env))
                 collect.append(timed(co, work, run_env))
-            print(f"reused cluster, medians of {len(reused)} pairs: one-test run {statistics.median(reused):.2f}s, "
-                  f"bare pytest --co {statistics.median(collect):.2f}s, "
-                  f"ratio {statistics.median(reused) / statistics.median(collect):.2f}")
+            print(
+                f"reused cluster, medians of {len(reused)} pairs: one-test run {statistics.median(reused):.2f}s, "
+                f"bare pytest --co {statistics.median(collect):.2f}s, "
+                f"ratio {statistics.median(reused) / statistics.median(collect):.2f}"
+            )
         finally:
             print(f"  {name}: {delete_cluster(kind, name).describe()}")
 
