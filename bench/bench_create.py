@@ -66,7 +66,7 @@ def main(pairs: int) -> None:
                         "180s",
                     ],
                     work,
-                )  # fmt: skip
+                )
                 + timed([kind, "delete", "cluster", "--name", name, "--kubeconfig", str(work / "kubeconfig")], work)
             )
             name = f"pc{i}-" + secrets.token_hex(3)
