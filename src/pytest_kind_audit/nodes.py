@@ -154,13 +154,16 @@ def api_server_url(container: Container) -> str | None:
 
 def write_file(container: Container, name: str, data: bytes, mode: int = 0o644) -> str:
     """Write ``data`` to ``/kind-audit/<name>`` in a node; return the path."""
-    buf = io.BytesIO()
+    # One archive holding the directory and the file: one API call, no exec for a mkdir.
+    buf, now, top = io.BytesIO(), int(time.time()), NODE_DIR.strip("/")
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), int(time.time()), mode
+        folder = tarfile.TarInfo(top)
+        folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, now
+        tar.addfile(folder)
+        info = tarfile.TarInfo(f"{top}/{name}")
+        info.size, info.mtime, info.mode = len(data), now, mode
         tar.addfile(info, io.BytesIO(data))
-    container.exec_run(["mkdir", "-p", NODE_DIR])
-    if not container.put_archive(NODE_DIR, buf.getvalue()):
+    if not container.put_archive("/", buf.getvalue()):
         raise ClusterError(f"could not write {NODE_DIR}/{name} in {container.name}")
     return f"{NODE_DIR}/{name}"
 
