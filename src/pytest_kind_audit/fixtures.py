@@ -99,6 +99,7 @@ def audited_cluster(
     audit_policy: AuditPolicy,
     kind_audit_environment: Environment,
     kind_audit_settings: Settings,
+    kind_audit_workdir: Path,
 ) -> Iterator[AuditedCluster]:
     """A kind cluster with API auditing, one per run (shared by all pytest-xdist workers) and deleted
     once at the end (also after failures and Ctrl-C) unless kept or reused. Offers ``.kubectl()``,
@@ -109,6 +110,7 @@ def audited_cluster(
         config=kind_config,
         policy=audit_policy,
         environment=kind_audit_environment,
+        workdir=kind_audit_workdir,
         timeout=s.timeout,
         keep=s.keep_cluster,
         reuse=s.reuse_cluster,

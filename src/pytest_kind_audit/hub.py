@@ -33,6 +33,7 @@ OWNER_FILE = "owner.json"
 class HubState:
     status: str = "new"  # new | ready | failed
     name: str = ""
+    workdir: str = ""  # the creating (or reusing) process's working directory for the cluster
     created: bool = False  # this run created the cluster (and so deletes it, unless kept)
     reused: bool = False
     creations: int = 0  # `kind create cluster` calls this run made

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from .cluster import WORKER_USER_PREFIX, AuditedCluster
 from .deletion import delete_cluster
@@ -25,6 +26,9 @@ class ClusterRequest:
     config: KindConfig
     policy: AuditPolicy
     environment: Environment
+    #: The run's working directory for this cluster (Records.workdir): the policy file's bind-mount
+    #: source, which proves which run made a node.
+    workdir: Path
     timeout: float = 10.0
     keep: bool = False
     reuse: bool = False
@@ -45,11 +49,10 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
     """The run's cluster for this process. Under xdist each worker then acts as its own user, so its
     tests' windows can leave out what the other workers do."""
     records = records or Records()
-    env = request.environment
-    workdir = records.workdir(request.name, hub.run_id)
+    env, workdir = request.environment, request.workdir
 
     def make(state: HubState) -> AuditedCluster:
-        state.name = request.name
+        state.name, state.workdir = request.name, str(workdir)
         state.reaped = reap_stale(env.kind_binary, records)
         wanted = request.fingerprint(hub)
         if request.reuse:
@@ -127,11 +130,11 @@ def finish_run(hub: ClusterHub, kind_binary: str, keep: bool, records: Records |
 
     def delete(state: HubState) -> None:
         if state.created and not keep:  # a kept cluster's records say keep, so no later run reaps it
-            deletion = delete_cluster(kind_binary, state.name, made_in=records.workdir(state.name, hub.run_id))
+            deletion = delete_cluster(kind_binary, state.name, made_in=Path(state.workdir))
             state.deleted, state.deletion = deletion.deleted, deletion.describe()
             if deletion.deleted:
                 records.remove(state.name)
-        elif not state.created and state.name:  # a reused cluster: only this run's own files go
-            shutil.rmtree(records.workdir(state.name, hub.run_id), ignore_errors=True)
+        elif not state.created and state.workdir:  # a reused cluster: only this run's own files go
+            shutil.rmtree(state.workdir, ignore_errors=True)
 
     return hub.finish(delete)
