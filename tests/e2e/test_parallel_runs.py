@@ -119,7 +119,7 @@ def test_a_killed_worker_does_not_leak_the_cluster(pytester: pytest.Pytester, ro
                                                timeout=900)  # fmt: skip
         result.stdout.fnmatch_lines(["*worker 'gw*' crashed*"])
         result.assert_outcomes(passed=2, failed=1)
-        result.stdout.fnmatch_lines([f"kind-audit: cluster {name} created 1 time, shared by 2 workers, deleted in *s*"])
+        result.stdout.fnmatch_lines([f"kind-audit: cluster {name} created 1 time, shared by * workers, deleted in *s*"])
         assert node_containers(name) == []
         assert result.ret == pytest.ExitCode.TESTS_FAILED  # the crashed worker's test, nothing else
     finally:
