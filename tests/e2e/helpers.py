@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from pytest_kind_audit.deletion import delete_cluster as plugin_delete_cluster
 
@@ -38,3 +41,21 @@ class foreign_cluster:
 
     def __exit__(self, *exc: object) -> None:
         subprocess.run(["docker", "rm", "-f", f"{self.name}-control-plane"], capture_output=True, check=False)
+
+
+@contextmanager
+def headless_chromium() -> Iterator[Any]:
+    """A Selenium driver for Debian's headless Chromium (ci/ensure-chromium.sh), quit afterwards."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

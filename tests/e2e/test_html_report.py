@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .helpers import node_containers
+from .helpers import delete_cluster, headless_chromium, node_containers
 
 pytestmark = pytest.mark.e2e
 
@@ -74,25 +73,14 @@ def test_hostile_configmap_content_is_shown_as_text_and_never_runs(pytester: pyt
         result.stdout.fnmatch_lines([f"kind-audit: HTML report of 2 tests written to {report} (Secret data redacted)"])
         check_hostile_report_in_a_browser(report)
     finally:
-        if node_containers(name):  # the run deletes its cluster; this is only for a run that could not
-            scratch = pytester.path / "scratch-kubeconfig"  # kind edits the file it is given, not ~/.kube/config
-            subprocess.run([kind_binary, "delete", "cluster", "--name", name, "--kubeconfig", str(scratch)],
-                           capture_output=True, check=False)  # fmt: skip
+        delete_cluster(name)  # the run deletes its cluster; this is for a run that could not
     assert node_containers(name) == []
 
 
 def check_hostile_report_in_a_browser(report: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
+    with headless_chromium() as driver:
         driver.get(report.as_uri())
         # The page's own script ran: one section per test, with its event rows, and nothing else ran.
         headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "section h2")]
@@ -121,5 +109,3 @@ def check_hostile_report_in_a_browser(report: Path) -> None:
             if s.isascii():
                 assert json.dumps(s) in body.text, "rendered on the page"
         assert driver.execute_script("return typeof window.__pwned") == "undefined"
-    finally:
-        driver.quit()

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_kind_audit import parse_text
 
-from .helpers import delete_cluster, node_containers
+from .helpers import delete_cluster, headless_chromium, node_containers
 
 pytestmark = pytest.mark.e2e
 
@@ -83,17 +83,9 @@ def test_readme_example_at_request_response_keeps_the_cluster_and_reports_failur
 
 def check_report_in_a_browser(report: Path) -> None:
     """Load the report in headless Chromium, filter it, open an event, and read what is shown."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
+    with headless_chromium() as driver:
         driver.get(report.as_uri())
         sections = driver.find_elements(By.CSS_SELECTOR, "section")
         assert len(sections) == 5
@@ -112,8 +104,6 @@ def check_report_in_a_browser(report: Path) -> None:
         body = secret_row.find_element(By.XPATH, "following-sibling::tr[1]")
         assert body.is_displayed()
         assert '"pw": "<redacted>"' in body.text and "hunter2" not in body.text
-    finally:
-        driver.quit()
 
 
 @pytest.mark.usefixtures("whole_run_env")
