@@ -13,6 +13,9 @@ from typing import Protocol
 
 __all__ = ["FileSource", "LocalFiles", "LogFiles", "LogFollower"]
 
+# An offset beyond any file: a read from it returns the inode and size and no bytes.
+_PAST_THE_END = 1 << 50
+
 
 class LogFiles(Protocol):
     """The three reads a follower needs."""
@@ -57,11 +60,23 @@ class LogFollower:
         """Nothing held by default; a source that reads through a process stops it."""
 
     def skip_existing(self) -> None:
-        """Start from the live file's current end (attaching to a cluster that has history)."""
-        inode, _, data = self.files.read_current(0)
-        self.inode, self.offset = inode, len(data)
-        if data and not data.endswith(b"\n"):  # never start in the middle of a line
-            self.offset = data.rfind(b"\n") + 1
+        """Start from the live file's current end (attaching to a cluster that has history), never in the
+        middle of a line. Only the file's last bytes are read, however long its history."""
+        window = 1 << 16
+        while True:
+            inode, size, _ = self.files.read_current(_PAST_THE_END)
+            if inode is None:
+                self.inode, self.offset = None, 0
+                return
+            start = max(0, size - window)
+            again, _, data = self.files.read_current(start)
+            if again != inode:
+                continue  # rotated in between: look at the new file
+            cut = len(data) if not data or data.endswith(b"\n") else data.rfind(b"\n") + 1
+            if cut > 0 or start == 0:
+                self.inode, self.offset = inode, start + cut
+                return
+            window *= 16  # a line longer than the window is being written: look further back
 
     def _after_rotation(self) -> bytes:
         chunks = []
@@ -90,7 +105,7 @@ class LocalFiles:
         try:
             with self.path.open("rb") as f:
                 st = os.fstat(f.fileno())
-                f.seek(offset)
+                f.seek(min(offset, st.st_size))
                 return st.st_ino, st.st_size, f.read()
         except FileNotFoundError:
             return None, 0, b""

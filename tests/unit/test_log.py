@@ -187,3 +187,30 @@ def test_window_opened_now_sees_nothing_old(tmp_path: Path) -> None:
     log = AuditLog(FileSource(path))
     window = log.window(datetime.now(timezone.utc))
     assert len(window.all()) == 0
+
+
+def test_skip_existing_reads_only_the_end_of_a_long_history(tmp_path: Path) -> None:
+    """Attaching to a cluster with a long log reads its last bytes, not the whole file, and still starts
+    at a line boundary, also when the last line is longer than the first look back."""
+    path = tmp_path / "audit.log"
+    history = REAL * 200  # a few MB of history
+    long_partial = b'{"kind":"Event","x":"' + b"y" * 200_000  # a line being written, longer than 64 KiB
+    path.write_bytes(history + long_partial)
+    read: list[int] = []
+
+    class Counting(LocalFiles):
+        def read_current(self, offset: int) -> tuple[int | None, int, bytes]:
+            inode, size, data = super().read_current(offset)
+            read.append(len(data))
+            return inode, size, data
+
+    source = LogFollower(Counting(path))
+    source.skip_existing()
+    assert source.offset == len(history)
+    assert sum(read) < len(history) / 5, f"read {sum(read)} bytes of a {len(history)}-byte history"
+    with path.open("ab") as f:
+        f.write(b'"}\n' + REAL.splitlines(keepends=True)[0])
+    log = AuditLog(source)
+    # The line being written when we attached is read from its start once complete, then the next one.
+    assert log.poll() == 2
+    assert len(log.snapshot()[0].raw["x"]) == 200_000
