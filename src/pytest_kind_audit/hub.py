@@ -38,8 +38,9 @@ class HubState:
     reused: bool = False
     creations: int = 0  # `kind create cluster` calls this run made
     message: str = ""
-    #: Stale clusters of interrupted runs: name -> the summary line of what was done with it.
+    #: Stale clusters of interrupted runs, name -> summary line: removed, and those that could not be.
     reaped: dict[str, str] = field(default_factory=dict)
+    not_reaped: dict[str, str] = field(default_factory=dict)
     workers: list[str] = field(default_factory=list)
     #: At the end of the run: whether the cluster's containers are gone, and the summary's words for it.
     deleted: bool = False

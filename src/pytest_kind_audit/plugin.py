@@ -96,9 +96,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _teardown_failed(state: HubState) -> bool:
-    return (state.created and bool(state.deletion) and not state.deleted) or any(
-        not line.startswith("removed ") for line in state.reaped.values()
-    )
+    """A cluster this run created, or a stale one it found, is still there."""
+    return (state.created and bool(state.deletion) and not state.deleted) or bool(state.not_reaped)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -117,7 +116,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     for line in config.stash.get(ARTIFACTS_KEY, []):
         terminalreporter.write_line(line)
     for line in state.reaped.values():
-        terminalreporter.write_line(f"kind-audit: {line}", red=not line.startswith("removed "))
+        terminalreporter.write_line(f"kind-audit: {line}")
+    for line in state.not_reaped.values():
+        terminalreporter.write_line(f"kind-audit: {line}", red=True)
     if state.status != "ready":
         return
     how = "reused" if state.reused else f"created {state.creations} time{'s' if state.creations != 1 else ''}"

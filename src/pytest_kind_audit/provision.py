@@ -53,7 +53,7 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
 
     def make(state: HubState) -> AuditedCluster:
         state.name, state.workdir = request.name, str(workdir)
-        state.reaped = reap_stale(env.kind_binary, records)
+        state.reaped, state.not_reaped = reap_stale(env.kind_binary, records)
         wanted = request.fingerprint(hub)
         if request.reuse:
             existing = _existing_fingerprint(request.name)
@@ -109,18 +109,19 @@ def _existing_fingerprint(name: str) -> Fingerprint | None:
     return found
 
 
-def reap_stale(kind_binary: str, records: Records) -> dict[str, str]:
-    """Delete the clusters interrupted runs of this plugin left behind; return name -> what happened,
-    "removed" only when its containers are gone."""
-    done: dict[str, str] = {}
+def reap_stale(kind_binary: str, records: Records) -> tuple[dict[str, str], dict[str, str]]:
+    """Delete the clusters interrupted runs of this plugin left behind. Return the summary lines of those
+    removed (their containers are gone) and of those that could not be, by name."""
+    removed: dict[str, str] = {}
+    left: dict[str, str] = {}
     for name, why in stale_clusters(docker_client(), records).items():
         deletion = delete_cluster(kind_binary, name)
         if deletion.deleted:
             records.remove(name)
-            done[name] = f"removed stale cluster {name}: {why} ({deletion.describe()})"
+            removed[name] = f"removed stale cluster {name}: {why} ({deletion.describe()})"
         else:
-            done[name] = f"could not remove stale cluster {name} ({why}): {deletion.describe()}"
-    return done
+            left[name] = f"could not remove stale cluster {name} ({why}): {deletion.describe()}"
+    return removed, left
 
 
 def finish_run(hub: ClusterHub, kind_binary: str, keep: bool, records: Records | None = None) -> HubState:
