@@ -236,4 +236,10 @@ def test_the_readmes_core_snippet_runs_as_written() -> None:
 
     code = readme_block("## Using the core without pytest")
     image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/node:v1.34.4-2"
-    exec(compile(code.replace("kind-audit-ci/node:v1.34.4-2", image), "README.md", "exec"), {})
+    kind = os.environ.get("PYTEST_KIND_AUDIT_KIND_BINARY") or "kind"  # CI's second line: another kind
+    code = code.replace("kind-audit-ci/node:v1.34.4-2", image).replace(
+        'check_environment("kind", ', f"check_environment({kind!r}, "
+    )
+    unique = "demo-" + os.urandom(3).hex()  # never a name a user of this machine might have
+    code = code.replace('name="demo"', f"name={unique!r}").replace('Path("/tmp/demo")', f"Path('/tmp/{unique}')")
+    exec(compile(code, "README.md", "exec"), {})

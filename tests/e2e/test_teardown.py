@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,30 @@ def test_a_cluster_of_the_same_name_is_left_alone(pytester: pytest.Pytester, sta
         assert node_containers(name) == [f"{name}-control-plane"], "never delete a cluster the plugin did not make"
         assert "kind-audit: cluster" not in result.stdout.str(), "no cluster was created, so none is reported"
         assert not list(state_dir.glob(f"clusters/{name}*")), "no record or working directory of a cluster never made"
+
+
+def test_a_users_own_kind_cluster_of_that_name_survives_the_run(
+    pytester: pytest.Pytester, state_dir: Path, kind_binary: str, node_image: str
+) -> None:
+    """A real cluster made by plain `kind create cluster`, then a run asking for the same name: the run
+    stops before creating anything, says why and how to go on, and deletes nothing."""
+    name = "users-" + secrets.token_hex(3)
+    scratch = pytester.path / "users-kubeconfig"
+    image = ["--image", node_image] if node_image else []
+    subprocess.run([kind_binary, "create", "cluster", "--name", name, "--kubeconfig", str(scratch), *image],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    try:
+        pytester.makepyfile("def test_x(audited_cluster):\n    pass\n")
+        result = pytester.runpytest_subprocess(f"--kind-audit-cluster-name={name}", "-p", "no:cacheprovider",
+                                               timeout=900)  # fmt: skip
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines([f"*kind-audit: a kind cluster named '{name}' already exists and was left alone*"])
+        assert node_containers(name) == [f"{name}-control-plane"]
+        running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", f"{name}-control-plane"],
+                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        assert running == "true", "the user's cluster still runs"
+        assert result.ret != pytest.ExitCode.OK
+    finally:
+        subprocess.run([kind_binary, "delete", "cluster", "--name", name, "--kubeconfig", str(scratch)],
+                       capture_output=True, check=False)  # fmt: skip
+    assert node_containers(name) == []
