@@ -5,13 +5,27 @@ CI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$CI_DIR")
 # shellcheck source=versions.env
 . "$CI_DIR/versions.env"
+# Which line to build: 1 (the default) or 2, whose pins replace the first line's under the same names,
+# so every script reads KIND_VERSION, KUBERNETES_VERSION, ... and NODE_IMAGE whatever the line.
+# CONTAINERD_VERSION is empty for Debian's containerd; KIND_BINARY is the kind CLI's name in bin/, and
+# KUBECTL_DIR the directory of the line's kubectl (put it first on PATH to use that line's kubectl).
 # Build outputs that outlive a clone: reused by later runs on the same machine.
 CACHE_DIR=${PYTEST_KIND_AUDIT_CACHE:-/var/cache/pytest-kind-audit}
 BIN_DIR=$REPO_DIR/bin
+CI_LINE=${CI_LINE:-1}
+case $CI_LINE in
+  1) CONTAINERD_VERSION=; KIND_BINARY=kind KUBECTL_DIR=$BIN_DIR ;;
+  2) KIND_VERSION=$KIND2_VERSION KUBERNETES_VERSION=$KUBERNETES2_VERSION ETCD_VERSION=$ETCD2_VERSION
+     CRICTL_VERSION=$CRICTL2_VERSION RUNC_VERSION=$RUNC2_VERSION CONTAINERD_VERSION=$CONTAINERD2_VERSION
+     NODE_IMAGE=$NODE2_IMAGE KIND_BINARY=kind-$KIND2_VERSION KUBECTL_DIR=$BIN_DIR/kubectl-$KUBERNETES2_VERSION ;;
+  *) printf '[%s] ERROR: CI_LINE=%s: the lines are 1 and 2 (ci/versions.env)\n' "$(basename "$0")" "$CI_LINE" >&2; exit 1 ;;
+esac
 export GOFLAGS=${GOFLAGS:--trimpath} CGO_ENABLED=0
 
-log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
-die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+# Messages name the script, and the line when it is not the first.
+LOG_NAME=$(basename "$0")$([ "$CI_LINE" = 1 ] || echo " line $CI_LINE")
+log() { printf '[%s] %s\n' "$LOG_NAME" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "$LOG_NAME" "$*" >&2; exit 1; }
 
 # stage NAME CMD...: run one build stage and print how long it took.
 stage() {
@@ -20,7 +34,7 @@ stage() {
   # A subshell outside any ||/if context, so set -e still applies inside the stage.
   set +e; ( set -e; "$@" ); rc=$?; set -e
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  printf '[%s] stage %-28s %4d.%01ds%s\n' "$(basename "$0")" "$name" $((ms / 1000)) $((ms % 1000 / 100)) \
+  printf '[%s] stage %-28s %4d.%01ds%s\n' "$LOG_NAME" "$name" $((ms / 1000)) $((ms % 1000 / 100)) \
     "$([ $rc -eq 0 ] || echo " FAILED rc=$rc")" >&2
   return $rc
 }
