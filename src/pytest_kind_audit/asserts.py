@@ -9,13 +9,14 @@ from the window searched, never from module state.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .collection import AuditEvents
-from .exceptions import LogStreamBroken, NoAuditWindow
+from .exceptions import KindAuditWarning, LogStreamBroken, NoAuditWindow
 from .policy import LEVELS
 from .query import AuditQuery
 
@@ -173,6 +174,13 @@ def _check_absent(window: Searchable, query: AuditQuery, timeout: float) -> None
         matched = [e for e in window.refresh() if query.matches(e)]
     if matched:
         raise AssertionError(_unexpected(window, query, matched, time.monotonic() - started))
+    hidden = query.hidden_subresources(window.all())
+    if hidden:  # passed, but only because resource= never covers subresources: say so
+        counted = ", ".join(f"{n} {what}" for what, n in sorted(hidden.items()))
+        plural = "s were" if sum(hidden.values()) != 1 else " was"
+        wider = query.filters["resource"] + "/*"
+        message = f"{counted} request{plural} not counted; resource={wider!r} includes them"
+        warnings.warn(KindAuditWarning(message), stacklevel=4)
 
 
 @contextmanager

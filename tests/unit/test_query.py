@@ -72,3 +72,95 @@ def test_one_and_first() -> None:
     assert EVENTS.filter(verb="nope").first() is None
     with pytest.raises(AssertionError, match="expected exactly one audit event, found 11"):
         EVENTS.filter(verb="list", code=403).one()
+
+
+KIND_LOG = Path(__file__).parents[2] / "bench" / "data" / "kind-v1-metadata.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def kind_events() -> AuditEvents:
+    import gzip
+
+    return AuditEvents(parse_text(gzip.open(KIND_LOG).read().decode()))
+
+
+def test_resource_follows_the_audit_policys_matching(kind_events: AuditEvents) -> None:
+    """A real kind session: "pods" never covers a subresource; "pods/binding", "*/binding", "pods/*" do."""
+    every = kind_events.filter(stage=None)
+    pods = {(e.resource, e.subresource) for e in every.filter(resource="pods", stage=None)}
+    assert pods == {("pods", "")}
+    binding = every.filter(resource="pods/binding", stage=None)
+    assert binding and {(e.resource, e.subresource) for e in binding} == {("pods", "binding")}
+    assert every.filter(resource="*/binding", stage=None) == binding
+    all_pods = every.filter(resource="pods/*", stage=None)
+    assert {e.subresource for e in all_pods} >= {"", "status", "binding"}
+    assert len(all_pods) == sum(1 for e in every if e.resource == "pods")
+    assert len(every.filter(resource="*", stage=None)) == sum(1 for e in every if e.resource)
+    # Any of: each name with the same meaning. With subresource=, resource names the resource alone.
+    assert every.filter(resource=["pods/binding"], stage=None) == binding
+    assert every.filter(resource="pods", subresource="binding", stage=None) == binding
+    # A regex sees resource/subresource.
+    assert every.filter(resource=re.compile(r"pods/(status|binding)"), stage=None) == every.filter(
+        resource=["pods/status", "pods/binding"], stage=None
+    )
+
+
+def test_a_passing_negative_assert_says_which_subresource_requests_it_did_not_count(kind_events: AuditEvents) -> None:
+    from pytest_kind_audit import KindAuditWarning
+    from pytest_kind_audit.asserts import check_absent
+
+    class Replay:
+        def __init__(self) -> None:
+            self.events = kind_events
+
+        timeout, verbosity, policy, identity = 0.0, 0, None, None
+
+        def __len__(self) -> int:
+            return len(self.events)
+
+        def all(self) -> AuditEvents:
+            return self.events
+
+        def refresh(self) -> list[object]:
+            return []
+
+        def describe(self) -> str:
+            return "the recorded session"
+
+    # The kubelet creates no ServiceAccount, but asks for tokens: a negative assert on "serviceaccounts"
+    # passes, and says what it did not count.
+    query = AuditQuery(verb="create", resource="serviceaccounts", user=re.compile("system:node:.*"))
+    with pytest.warns(KindAuditWarning) as caught:
+        check_absent(Replay(), query, timeout=0)  # type: ignore[arg-type]
+    (warning,) = caught
+    assert str(warning.message) == (
+        "8 serviceaccounts/token requests were not counted; resource='serviceaccounts/*' includes them"
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_absent(Replay(), AuditQuery(verb="delete", resource="serviceaccounts/*"), timeout=0)  # type: ignore[arg-type]
+
+
+def test_annotation_filters(kind_events: AuditEvents) -> None:
+    allowed = kind_events.filter(annotations={"authorization.k8s.io/decision": "allow"})
+    assert allowed and all(e.decision == "allow" for e in allowed)
+    reasons = kind_events.filter(annotations={"authorization.k8s.io/reason": re.compile(r"RBAC: allowed by .*")})
+    assert reasons and all(e.annotations["authorization.k8s.io/reason"].startswith("RBAC: allowed by") for e in reasons)
+    present = kind_events.filter(annotations="pod-security.kubernetes.io/enforce-policy")
+    assert present == kind_events.filter(annotations={"pod-security.kubernetes.io/enforce-policy": True})
+    assert present and all("pod-security.kubernetes.io/enforce-policy" in e.annotations for e in present)
+    # v1 Endpoints are deprecated since Kubernetes 1.33: the API server marks every request on them.
+    deprecated = kind_events.filter(annotations={"k8s.io/deprecated": "true"}, stage=None)
+    assert deprecated and {e.resource for e in deprecated} == {"endpoints"}
+    assert len(deprecated) == 18
+    with pytest.raises(TypeError, match="filter annotations=42: use a mapping of annotation keys to values"):
+        AuditQuery(annotations=42)
+
+
+def test_annotation_differences_show_only_the_keys_asked_about(kind_events: AuditEvents) -> None:
+    query = AuditQuery(verb="create", annotations={"k8s.io/deprecated": "true"})
+    event = kind_events.filter(verb="create")[0]
+    (diff,) = query.differences(event)
+    assert str(diff) == "annotations: {'k8s.io/deprecated': None} is not {'k8s.io/deprecated': 'true'}"
