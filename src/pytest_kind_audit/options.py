@@ -213,20 +213,27 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None,
 
 
 def _check_output_paths(log_dir: Path | None, html: Path | None) -> None:
+    """Output directories are made when missing (as --junitxml does); what cannot be written is a usage
+    error now, before any cluster exists."""
     if log_dir is not None:
         if log_dir.exists() and not log_dir.is_dir():
             raise pytest.UsageError(f"--kind-audit-log-dir: '{log_dir}' is not a directory")
-        if not log_dir.is_dir():
-            raise pytest.UsageError(f"--kind-audit-log-dir: directory '{log_dir}' does not exist; create it first")
+        _make_dir("--kind-audit-log-dir", log_dir)
         if not os.access(log_dir, os.W_OK | os.X_OK):
             raise pytest.UsageError(f"--kind-audit-log-dir: directory '{log_dir}' is not writable")
     if html is not None:
         if html.is_dir():
             raise pytest.UsageError(f"--kind-audit-html: '{html}' is a directory; name a file, e.g. {html}/audit.html")
-        if not html.parent.is_dir():
-            raise pytest.UsageError(f"--kind-audit-html: directory '{html.parent}' does not exist; create it first")
+        _make_dir("--kind-audit-html", html.parent)
         if not os.access(html.parent, os.W_OK | os.X_OK) or (html.exists() and not os.access(html, os.W_OK)):
             raise pytest.UsageError(f"--kind-audit-html: '{html}' is not writable")
+
+
+def _make_dir(flag: str, path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise pytest.UsageError(f"{flag}: cannot create directory '{path}': {exc.strerror}") from None
 
 
 def _valid_cluster_name(name: str) -> bool:

@@ -237,16 +237,23 @@ def test_warnings_as_errors_stop_the_run(pytester: pytest.Pytester) -> None:
 
 
 def test_log_dir_and_html_paths_are_checked_before_any_cluster(pytester: pytest.Pytester) -> None:
-    missing = pytester.path / "nope"
-    usage_error(pytester, f"--kind-audit-log-dir={missing}",
-                line=f"--kind-audit-log-dir: directory '{missing}' does not exist; create it first")  # fmt: skip
     a_file = pytester.path / "file.txt"
     a_file.write_text("x")
     usage_error(pytester, f"--kind-audit-log-dir={a_file}", line=f"--kind-audit-log-dir: '{a_file}' is not a directory")
-    usage_error(pytester, f"--kind-audit-html={missing}/report.html",
-                line=f"--kind-audit-html: directory '{missing}' does not exist; create it first")  # fmt: skip
+    usage_error(pytester, f"--kind-audit-log-dir={a_file}/sub",
+                line=f"--kind-audit-log-dir: cannot create directory '{a_file}/sub': Not a directory")  # fmt: skip
+    usage_error(pytester, f"--kind-audit-html={a_file}/sub/report.html",
+                line=f"--kind-audit-html: cannot create directory '{a_file}/sub': Not a directory")  # fmt: skip
     usage_error(pytester, f"--kind-audit-html={pytester.path}",
                 line=f"--kind-audit-html: '{pytester.path}' is a directory; name a file*")  # fmt: skip
+
+
+def test_missing_output_directories_are_made(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING)
+    logs, html = pytester.path / "out" / "logs", pytester.path / "out" / "html" / "report.html"
+    result = pytester.runpytest(f"--kind-audit-log-dir={logs}", f"--kind-audit-html={html}")
+    result.assert_outcomes(passed=1)
+    assert logs.is_dir() and html.parent.is_dir()
 
 
 def test_docker_not_running_skips_with_one_line(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,4 +277,6 @@ def test_missing_image_names_the_fix(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USES_CLUSTER)
     result = pytester.runpytest("-rs", "--kind-audit-image=kind-audit-ci/no-such-image:v0")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED * node image 'kind-audit-ci/no-such-image:v0' is not present: build it*"])
+    result.stdout.fnmatch_lines(
+        ["SKIPPED * node image 'kind-audit-ci/no-such-image:v0' is not present and could not be pulled: *"]
+    )
