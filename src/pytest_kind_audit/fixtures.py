@@ -53,9 +53,11 @@ def kind_audit_environment(kind_audit_settings: Settings) -> Environment:
     try:
         return check_environment(s.kind_binary, s.image)
     except EnvironmentNotReady as exc:
-        problem = f"kind-audit: {exc}"
+        problem, fail = f"kind-audit: {exc}", s.require
+    except ConfigError as exc:  # a kind too old for the image's Kubernetes: wrong, not missing
+        problem, fail = f"kind-audit: {exc}", True
     # Outside the except block, so pytest shows one line and no chained exception.
-    if s.require:
+    if fail:
         pytest.fail(problem, pytrace=False)
     pytest.skip(problem)
 
