@@ -96,12 +96,12 @@ def control_plane(client: docker.DockerClient, cluster: str) -> Container | None
 
 def cluster_containers(client: docker.DockerClient, cluster: str) -> list[Container]:
     """Every node container of a kind cluster, in any state, by kind's cluster label."""
-    return list(client.containers.list(all=True, filters={"label": f"{CLUSTER_LABEL}={cluster}"}))
+    return list(client.containers.list(all=True, filters={"label": f"{CLUSTER_LABEL}={cluster}"}, ignore_removed=True))
 
 
 def control_planes(client: docker.DockerClient) -> dict[str, Container]:
     """Every kind cluster's control-plane container on this Docker host, by cluster name."""
-    found = client.containers.list(all=True, filters={"label": f"{ROLE_LABEL}=control-plane"})
+    found = client.containers.list(all=True, filters={"label": f"{ROLE_LABEL}=control-plane"}, ignore_removed=True)
     return {c.labels.get(CLUSTER_LABEL, ""): c for c in found}
 
 
