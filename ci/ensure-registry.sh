@@ -25,20 +25,24 @@ build() {
   mv "$tmp/registry" "$REGISTRY"; rmdir "$tmp"
 }
 
-# Ours: the process in the pid file runs bin/registry (not a stale pid reused by something else).
-ours() {
-  local pid; pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$REGISTRY")" ]
+# The registry this script started, from any clone (the pid file is in the shared cache): the process in
+# the pid file serves our config; ours when it is also the pinned version.
+serving() {
+  local pid cmd; pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"registry serve $REG_DIR/config.yml " ]]
 }
+ours() { serving && "/proc/$(cat "$PIDFILE")/exe" --version 2>/dev/null | grep -q " ${REGISTRY_VERSION}\b"; }
 answers() { curl -fsS -m 5 -o /dev/null "http://$REGISTRY_ADDR/v2/" 2>/dev/null; }
 
 start() {
-  if [ -s "$PIDFILE" ] && ! ours; then
-    # A registry of ours from before a rebuild (its binary replaced): stop it by its pid.
+  if serving; then  # ours, of another version: stop it by its pid
     local pid; pid=$(cat "$PIDFILE")
-    [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$REGISTRY"*"(deleted)" ]] && kill "$pid" && sleep 1
-    rm -f "$PIDFILE"
+    log "stopping the registry of another version (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 1 20); do [ -e "/proc/$pid" ] || break; sleep 0.5; done
   fi
+  rm -f "$PIDFILE"
   answers && die "something else answers on $REGISTRY_ADDR: stop it, or set REGISTRY_ADDR in ci/versions.env"
   mkdir -p "$REG_DIR/data"
   cat > "$REG_DIR/config.yml" <<EOF
