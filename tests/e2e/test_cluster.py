@@ -241,5 +241,7 @@ def test_the_readmes_core_snippet_runs_as_written() -> None:
         'check_environment("kind", ', f"check_environment({kind!r}, "
     )
     unique = "demo-" + os.urandom(3).hex()  # never a name a user of this machine might have
-    code = code.replace('create(name="demo"', f"create(name={unique!r}").replace('Path("/tmp/demo")', f"Path('/tmp/{unique}')")
+    code = code.replace('create(name="demo"', f"create(name={unique!r}").replace(
+        'Path("/tmp/demo")', f"Path('/tmp/{unique}')"
+    )
     exec(compile(code, "README.md", "exec"), {})
