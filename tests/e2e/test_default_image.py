@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -73,7 +74,10 @@ def test_default_image_of_a_kind_release_is_its_compiled_in_constant(kind_binary
                                                 check=True).stdout)  # fmt: skip
     found = default_image(kind_binary, version)
     assert found == KIND_DEFAULT_IMAGES[version]
-    modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=False).stdout.strip()
+    go = shutil.which("go")
+    modcache = ""
+    if go:
+        modcache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=False).stdout.strip()
     source = Path(modcache) / f"sigs.k8s.io/kind@v{'.'.join(map(str, version))}/pkg/apis/config/defaults/image.go"
     if modcache and source.is_file():
         (const,) = re.findall(r'^const Image = "(.*)"$', source.read_text(), re.MULTILINE)
