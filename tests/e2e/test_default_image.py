@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pytest_kind_audit.environment import KIND_DEFAULT_IMAGES, default_image, parse_kind_version
+from pytest_kind_audit.nodes import docker_client
 
 from .helpers import delete_cluster, node_containers
 
@@ -31,6 +32,14 @@ BIN = REPO / "bin"
 EXAMPLES = REPO / "examples" / "test_example.py"
 GUIDE = Path(__file__).parent / "test_kind_auditing_guide.py"
 NO_IMAGE_OPTION = ("PYTEST_KIND_AUDIT_IMAGE", "PYTEST_ADDOPTS")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _docker_sdk_loaded_outside_pytester() -> None:
+    """The plugin's Docker client made before any test's pytester snapshot: pytester's teardown drops the
+    modules first imported during its test, which would leave the cached client raising exception classes
+    that later ``except`` clauses (in a freshly imported docker.errors) no longer catch."""
+    docker_client()
 
 
 def built_kind(name: str) -> tuple[str, str]:
