@@ -51,7 +51,7 @@ ROLE_LABEL = "io.x-k8s.kind.role"
 NODE_DIR = "/kind-audit"
 
 
-_clients: dict[tuple[int, str, str, str], docker.DockerClient] = {}
+_clients: dict[tuple[int, int, str, str, str], docker.DockerClient] = {}
 
 
 def docker_client() -> docker.DockerClient:
@@ -61,7 +61,10 @@ def docker_client() -> docker.DockerClient:
     from docker.errors import DockerException
 
     env = os.environ
-    key = (os.getpid(), env.get("DOCKER_HOST", ""), env.get("DOCKER_TLS_VERIFY", ""), env.get("DOCKER_CERT_PATH", ""))
+    # The SDK module's identity too: an in-process pytester run drops modules it imported, and a client of
+    # the dropped module raises exceptions that the re-imported module's classes do not catch.
+    key = (os.getpid(), id(docker), env.get("DOCKER_HOST", ""), env.get("DOCKER_TLS_VERIFY", ""),
+           env.get("DOCKER_CERT_PATH", ""))  # fmt: skip
     if key not in _clients:
         try:
             client = docker.from_env(timeout=60)
