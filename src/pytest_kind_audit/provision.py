@@ -37,7 +37,8 @@ class ClusterRequest:
         return Fingerprint(
             run_id=hub.run_id,
             policy_sha256=Fingerprint.policy_hash(self.policy.to_yaml()),
-            image=self.environment.image,
+            # What the nodes boot from: kind's default is named too, so another kind's default mismatches.
+            image=self.environment.node_image or self.environment.image,
             apiserver_args=dict(self.config.apiserver_args),
             keep=self.keep or self.reuse,
             owner_pid=hub.owner_pid,
