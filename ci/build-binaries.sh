@@ -21,8 +21,10 @@ export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
 build_kubernetes() {
   local w=$TMP/k8s-mod minor staging ldf p
   mkdir -p "$w"; cd "$w"
-  printf 'module example.invalid/k8sbuild\n\ngo 1.24\n\nrequire k8s.io/kubernetes %s\n' "$KUBERNETES_VERSION" > go.mod
   go_or_die mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" > dl.json
+  # Kubernetes' own go and godebug lines (go 1.24 for 1.34, 1.26 for 1.37): the same runtime defaults.
+  { echo 'module example.invalid/k8sbuild'; grep -E '^(go|godebug) ' "$(jq -r .GoMod dl.json)"
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"; } > go.mod
   # k8s.io/kubernetes replaces its staging modules with ./staging paths; point each at
   # the published module of the matching v0.X.Y instead.
   staging=v0.${KUBERNETES_VERSION#v1.}

@@ -4,17 +4,27 @@
 # Output: the tag $NODE_IMAGE (skipped when it exists). Single control-plane clusters only:
 # no kindnetd (a static CNI conflist instead), no CoreDNS or kube-proxy images (and, for now,
 # a kubeadm wrapper that skips those two addons: see ci/kubeadm-skip-addons). runc is the one
-# built by ci/build-runc.sh, in place of Debian's.
+# built by ci/build-runc.sh, in place of Debian's; so is containerd, for a line that pins
+# CONTAINERD_VERSION (ci/build-containerd.sh), else it is Debian's from the base image.
 . "$(dirname "$0")/lib.sh"
 
 if image_exists "$NODE_IMAGE"; then log "$NODE_IMAGE present, skipping"; exit 0; fi
-BIN=${1:?usage: build-node-image.sh BINARIES_DIR RUNC (the outputs of ci/build-binaries.sh and ci/build-runc.sh)}
-RUNC=${2:?usage: build-node-image.sh BINARIES_DIR RUNC (the outputs of ci/build-binaries.sh and ci/build-runc.sh)}
+USAGE="usage: build-node-image.sh BINARIES_DIR RUNC [CONTAINERD_DIR] (the outputs of ci/build-binaries.sh, ci/build-runc.sh and, for a line that pins CONTAINERD_VERSION, ci/build-containerd.sh)"
+BIN=${1:?$USAGE}
+RUNC=${2:?$USAGE}
+CONTAINERD=${3:-}
 image_exists "$BASE_IMAGE" || die "$BASE_IMAGE is missing: run ci/build-base-image.sh first"
 for b in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler etcd crictl pause; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run ci/build-binaries.sh first"
 done
 grep -qx "runc version ${RUNC_VERSION#v}" <<<"$("$RUNC" --version 2>/dev/null)" || die "$RUNC is not runc $RUNC_VERSION: run ci/build-runc.sh first"
+if [ -n "$CONTAINERD_VERSION" ]; then
+  [ -n "$CONTAINERD" ] || die "$USAGE"
+  "$CONTAINERD/containerd" --version 2>/dev/null | grep -q " $CONTAINERD_VERSION\( \|$\)" ||
+    die "$CONTAINERD/containerd is not containerd $CONTAINERD_VERSION: run ci/build-containerd.sh first"
+fi
+# Kubelet 1.35+ refuses cgroup v1 hosts unless told otherwise (failCgroupV1 defaults to true).
+MINOR=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
 need_space 3000 "$CACHE_DIR"
 
 WORK=$(mktemp -d "$CACHE_DIR/.node.XXXXXX")
@@ -76,6 +86,20 @@ assemble() {
   docker exec "$BUILDER" chown root:root /usr/bin/kubeadm /usr/bin/kubeadm.real /usr/bin/kubelet /usr/bin/kubectl \
     /usr/local/bin/crictl /usr/sbin/runc
   docker exec "$BUILDER" chmod 0755 /usr/bin/kubeadm /usr/sbin/runc
+  if [ -n "$CONTAINERD" ]; then
+    # Over the base image's links to Debian's containerd 1.6 (kind's units run /usr/local/bin/containerd;
+    # the shim and ctr are found on PATH, /usr/local/bin first), and kind's cri-base.json from this ctr.
+    docker exec "$BUILDER" rm -f /usr/local/bin/containerd /usr/local/bin/ctr /usr/local/bin/containerd-shim-runc-v2
+    for b in containerd ctr containerd-shim-runc-v2; do docker cp "$CONTAINERD/$b" "$BUILDER:/usr/local/bin/$b"; done
+    docker exec "$BUILDER" chown root:root /usr/local/bin/containerd /usr/local/bin/ctr /usr/local/bin/containerd-shim-runc-v2
+    docker exec "$BUILDER" sh -c 'ctr oci spec | jq ".hooks.createContainer[.hooks.createContainer| length] |= . + {\"path\": \"/kind/bin/mount-product-files.sh\"}" | jq "del(.process.rlimits)" > /etc/containerd/cri-base.json'
+  fi
+  if [ "$MINOR" -ge 35 ]; then
+    # A flag (not deprecated) in kind's kubelet defaults, so any kind config works on cgroup v1 hosts;
+    # it changes nothing on cgroup v2 hosts.
+    docker exec "$BUILDER" sed -i 's/^KUBELET_EXTRA_ARGS=/&--fail-cgroupv1=false /' /etc/default/kubelet
+    docker exec "$BUILDER" grep -q -- '--fail-cgroupv1=false' /etc/default/kubelet || die "could not set --fail-cgroupv1=false in /etc/default/kubelet"
+  fi
   docker exec -i "$BUILDER" sh -c "mkdir -p /kind/manifests /etc/cni/net.d && echo $KUBERNETES_VERSION > /kind/version"
   # kind applies default-cni.yaml unless disableDefaultCNI; networking is the static conflist below.
   docker exec -i "$BUILDER" sh -c 'cat > /kind/manifests/default-cni.yaml' <<'YAML'
@@ -117,6 +141,10 @@ commit() {
   docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' "$BUILDER" "$TMP_TAG" >/dev/null
   grep -qx "runc version ${RUNC_VERSION#v}" <<<"$(docker run --rm --entrypoint runc "$TMP_TAG" --version)" ||
     die "runc in $TMP_TAG is not $RUNC_VERSION"
+  if [ -n "$CONTAINERD" ]; then
+    docker run --rm --entrypoint containerd "$TMP_TAG" --version | grep -q " $CONTAINERD_VERSION\( \|$\)" ||
+      die "containerd in $TMP_TAG is not $CONTAINERD_VERSION"
+  fi
   docker tag "$TMP_TAG" "$NODE_IMAGE"   # tag only at the end: a half-built image is never trusted
 }
 
