@@ -1,11 +1,15 @@
 """kind's "Auditing" guide, replayed by hand (no plugin code) against the node image CI builds.
 
-This is the recipe the plugin automates; if it breaks, the plugin cannot work either.
+This is the recipe the plugin automates; if it breaks, the plugin cannot work either. The guide writes
+``extraArgs`` as a map, the kubeadm v1beta3 form; for Kubernetes 1.36+ (kubeadm v1beta4, written by
+kind v0.32+) the same patch takes v1beta4's list of ``name``/``value`` pairs, so the form is picked by
+the node image's Kubernetes version (its ``/kind/version``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import textwrap
@@ -33,8 +37,7 @@ nodes:
     apiServer:
         # enable auditing flags on the API server
         extraArgs:
-          audit-log-path: /var/log/kubernetes/kube-apiserver-audit.log
-          audit-policy-file: /etc/kubernetes/policies/audit-policy.yaml
+{extra_args}
         # mount new files / directories on the control plane
         extraVolumes:
           - name: audit-policies
@@ -55,6 +58,35 @@ nodes:
 """
 
 
+# extraArgs in kubeadm v1beta3 (a map) and v1beta4 (a list of name/value pairs).
+EXTRA_ARGS_V1BETA3 = """\
+          audit-log-path: /var/log/kubernetes/kube-apiserver-audit.log
+          audit-policy-file: /etc/kubernetes/policies/audit-policy.yaml"""
+EXTRA_ARGS_V1BETA4 = """\
+          - name: audit-log-path
+            value: /var/log/kubernetes/kube-apiserver-audit.log
+          - name: audit-policy-file
+            value: /etc/kubernetes/policies/audit-policy.yaml"""
+
+
+def kind_config(policy: Path, kubernetes_version: tuple[int, int] | None) -> str:
+    """The guide's config, its extraArgs in the form kind writes for this Kubernetes version (the guide's
+    own map form when the version is unknown: kind v0.32+ converts an unversioned patch's map)."""
+    v1beta4 = kubernetes_version is not None and kubernetes_version >= (1, 36)
+    return KIND_CONFIG.format(policy=policy, extra_args=EXTRA_ARGS_V1BETA4 if v1beta4 else EXTRA_ARGS_V1BETA3)
+
+
+def image_kubernetes_version(node_image: str) -> tuple[int, int] | None:
+    """The Kubernetes version in the image's /kind/version, where kind reads it; None for kind's default
+    image, which is not here before kind pulls it."""
+    if not node_image:
+        return None
+    text = run("docker", "run", "--rm", "--entrypoint", "cat", node_image, "/kind/version")
+    m = re.match(r"v(\d+)\.(\d+)\.", text.strip())
+    assert m, f"{node_image}: /kind/version says {text!r}"
+    return int(m[1]), int(m[2])
+
+
 def run(*argv: str, input: str | None = None) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=600, check=False)
     assert proc.returncode == 0, f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
@@ -67,7 +99,7 @@ def test_kind_auditing_guide_end_to_end(tmp_path: Path, kind_binary: str, node_i
     policy = tmp_path / "audit-policy.yaml"
     policy.write_text(POLICY)
     config = tmp_path / "kind-config.yaml"
-    config.write_text(KIND_CONFIG.format(policy=policy))
+    config.write_text(kind_config(policy, image_kubernetes_version(node_image)))
     kubeconfig = tmp_path / "kubeconfig"
     argv = [kind_binary, "create", "cluster", "--name", name, "--config", str(config),
             "--kubeconfig", str(kubeconfig), "--wait", "180s"]  # fmt: skip
