@@ -245,3 +245,53 @@ def test_the_readmes_core_snippet_runs_as_written() -> None:
         'Path("/tmp/demo")', f"Path('/tmp/{unique}')"
     )
     exec(compile(code, "README.md", "exec"), {})
+
+
+WILDCARD_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+- level: None
+  resources: [{group: "*", resources: [configmaps]}]
+- level: Metadata
+"""
+
+WILDCARD_SUITE = """
+from pytest_kind_audit import assert_audited, assert_not_audited
+
+def test_wildcard(audited_cluster):
+    audited_cluster.kubectl("create", "namespace", "wild")
+    audited_cluster.kubectl("create", "configmap", "quiet", "-n", "wild")
+    assert_audited(verb="create", resource="namespaces", name="wild")
+    assert_not_audited(verb="create", resource="configmaps", namespace="wild", timeout=2)
+    # The plugin's evaluator agrees with the API server.
+    assert audited_cluster.audit.policy.level_for(verb="create", user="u", resource="configmaps",
+                                                  api_group="").level == "None"
+"""
+
+
+def test_group_wildcard_follows_the_kubernetes_version(
+    pytester: pytest.Pytester, audited_cluster: AuditedCluster, state_dir: object
+) -> None:
+    """`group: "*"` in a policy: refused before any cluster up to Kubernetes 1.35 (the API server would
+    crash-loop), a wildcard from 1.36 on. Checked on whichever line this run uses."""
+    from .helpers import delete_cluster, node_containers
+
+    minor = int(audited_cluster.kubernetes_version.split(".")[1])
+    policy = pytester.path / "wildcard.yaml"
+    policy.write_text(WILDCARD_POLICY)
+    pytester.makepyfile(test_wild=WILDCARD_SUITE)
+    name = "wild-" + os.urandom(3).hex()
+    try:
+        result = pytester.runpytest_subprocess(f"--kind-audit-policy={policy}", f"--kind-audit-cluster-name={name}",
+                                               "-p", "no:cacheprovider", timeout=900)  # fmt: skip
+        if minor < 36:
+            result.assert_outcomes(errors=1)
+            result.stdout.fnmatch_lines(
+                ["*group '[*]' matches every API group only from Kubernetes 1.36; v1.3* refuses it*"]
+            )
+            assert "kind-audit: cluster" not in result.stdout.str()
+        else:
+            result.assert_outcomes(passed=1)
+    finally:
+        delete_cluster(name)
+    assert node_containers(name) == []
