@@ -3,7 +3,6 @@ line each, before any cluster is created (issue #8 item 4)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,11 @@ USES_CLUSTER = "def test_x(audited_cluster):\n    pass\n"
 
 
 @pytest.fixture(autouse=True)
-def _needs_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+def _needs_docker(clean_env: None) -> None:
     """Docker is checked first; these runs need it reachable to get to the kind binary."""
     from pytest_kind_audit.exceptions import EnvironmentNotReady
     from pytest_kind_audit.nodes import docker_client
 
-    for key in list(os.environ):
-        if key.startswith("PYTEST_KIND_AUDIT_") or key == "PYTEST_ADDOPTS":
-            monkeypatch.delenv(key)
     try:
         docker_client()
     except EnvironmentNotReady as exc:

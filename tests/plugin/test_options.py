@@ -11,13 +11,7 @@ USES_CLUSTER = "def test_x(audited_cluster):\n    pass\n"
 LEVEL_CHOICES = "valid levels: None, Metadata, Request, RequestResponse"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("PYTEST_KIND_AUDIT_") or key == "PYTEST_ADDOPTS":
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_header_echoes_the_settings(pytester: pytest.Pytester) -> None:

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PYTEST_KIND_AUDIT_* or PYTEST_ADDOPTS from the outer run leaks into the runs a test starts."""
+    for key in list(os.environ):
+        if key.startswith("PYTEST_KIND_AUDIT_") or key == "PYTEST_ADDOPTS":
+            monkeypatch.delenv(key)
