@@ -49,6 +49,7 @@ from .ownership import Fingerprint, Records, write_fingerprint
 
 if TYPE_CHECKING:
     from .events import AuditEvent
+    from .nodes import NodeContainer
     from .policy import AuditPolicy
 
 __all__ = ["WORKER_USER_PREFIX", "AuditedCluster"]
@@ -74,6 +75,7 @@ class AuditedCluster:
         created: bool = True,
         records: Records | None = None,
         skip_history: bool = False,
+        container: NodeContainer | None = None,
     ) -> None:
         self.name = name
         self.kind_binary = kind_binary
@@ -88,7 +90,7 @@ class AuditedCluster:
         # The same identity's kubeconfig inside the node, for kubectl run there (no kubectl on this host).
         self._node_kubeconfig = ADMIN_KUBECONFIG
         self.records = records
-        container = control_plane(docker_client(), name)
+        container = container or control_plane(docker_client(), name)
         if container is None:
             raise ClusterError(f"control-plane container {self.node!r} not found")
         self.container = container
@@ -182,14 +184,11 @@ class AuditedCluster:
         server = api_server_url(container) if container is not None else None
         if raw is None or server is None:
             raise ClusterError(f"cannot use cluster {name!r}: no running control-plane node with an API server port")
-        config = yaml.safe_load(raw)
-        for entry in config["clusters"]:
-            entry["cluster"]["server"] = server
         workdir.mkdir(parents=True, exist_ok=True)
         kubeconfig = workdir / f"kubeconfig-{os.getpid()}"
-        _write_private(kubeconfig, yaml.safe_dump(config))
-        return cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
-                   timeout=timeout, created=False, skip_history=skip_history, records=records)  # fmt: skip
+        _write_kubeconfig(kubeconfig, raw, server)
+        return cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy, timeout=timeout,
+                   created=False, skip_history=skip_history, records=records, container=container)  # fmt: skip
 
     def use_identity(self, user: str, path: Path) -> None:
         """Act as ``user`` (a cluster admin, group system:masters) from now on: a client certificate made
@@ -199,11 +198,9 @@ class AuditedCluster:
         if code != 0:
             raise ClusterError(f"could not make a client certificate for {user!r} in {self.node}")
         self._node_kubeconfig = write_file(self.container, f"kubeconfig-{user}", raw, 0o600)
-        config = yaml.safe_load(raw)
+        # The node's name in it resolves only on the Docker network: use the address this host reaches.
         server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        for entry in config["clusters"]:
-            entry["cluster"]["server"] = server  # the node's name resolves only on the Docker network
-        _write_private(path, yaml.safe_dump(config))
+        _write_kubeconfig(path, raw, server)
         self.kubeconfig, self.identity = path, user
         self.identity_groups = ("system:masters", "system:authenticated")
         self.audit.identity = self._identity()
@@ -268,12 +265,16 @@ class AuditedCluster:
         return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
 
 
-def _write_private(path: Path, text: str) -> None:
-    """A kubeconfig holds a client key: mode 0600 from the first byte."""
+def _write_kubeconfig(path: Path, raw: bytes, server: str) -> None:
+    """Write a kubeconfig made in the node with every cluster's server set to ``server``. It holds a client
+    key: mode 0600 from the first byte."""
+    config = yaml.safe_load(raw)
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = server
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as f:
-        f.write(text)
+        f.write(yaml.safe_dump(config))
 
 
 def _last_lines(text: str, n: int = 8) -> str:

@@ -82,6 +82,9 @@ def delete_cluster(
     except KindAuditError as exc:
         result.error, result.seconds = f"cannot check its containers: {exc}", time.monotonic() - started
         return result
+    if not found:  # nothing to delete: no kind process for it
+        result.seconds = time.monotonic() - started
+        return result
     if made_in is not None:
         result.foreign = sorted(name_of(c) for c in found if not made_by(c, made_in))
     ours = [c for c in found if name_of(c) not in result.foreign]
