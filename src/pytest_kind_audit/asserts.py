@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .collection import AuditEvents
@@ -24,12 +25,46 @@ if TYPE_CHECKING:
     from .events import AuditEvent
     from .policy import AuditPolicy
 
-__all__ = ["AssertMethods", "Searchable", "assert_audited", "assert_not_audited", "current_window",
-           "set_current_window"]  # fmt: skip
+__all__ = ["AssertMethods", "FailedQuery", "Searchable", "assert_audited", "assert_not_audited", "current_window",
+           "failed_query", "set_current_window"]  # fmt: skip
 
 CLOSEST_SHOWN = 5
 # How often a waiting assert reads the log again: a read is one round trip to the node's reader.
 POLL_INTERVAL = 0.01
+
+
+@dataclass(frozen=True)
+class FailedQuery:
+    """What a failed assert looked for, for the reports: which assert, the query as its message writes it, and
+    the audit IDs of the events its message names (matches, then the closest events; for
+    assert_not_audited, the matches it did not want)."""
+
+    assertion: str
+    query: str
+    audit_ids: tuple[str, ...]
+
+
+# Carried by the AssertionError itself: the reports read it from the exception that failed the test, so an
+# assert caught inside the test (pytest.raises) marks nothing, and no module state is needed.
+_FAILED_QUERY_ATTR = "_kind_audit_failed_query"
+
+
+def failed_query(exc: BaseException | None) -> FailedQuery | None:
+    """The query of the failed assert behind ``exc`` (or an exception it was raised from or during)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        found = getattr(exc, _FAILED_QUERY_ATTR, None)
+        if isinstance(found, FailedQuery):
+            return found
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _assertion(message: str, failed: FailedQuery) -> AssertionError:
+    error = AssertionError(message)
+    setattr(error, _FAILED_QUERY_ATTR, failed)
+    return error
 
 
 class Searchable(Protocol):
@@ -156,7 +191,8 @@ def _wait(window: Searchable, query: AuditQuery, words: str, low: int, high: int
         time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
         matched += [e for e in window.refresh() if query.matches(e)]
     waited = time.monotonic() - started
-    raise AssertionError(_failure(window, query, words, matched, waited))
+    message, closest = _failure(window, query, words, matched, waited)
+    raise _assertion(message, FailedQuery("assert_audited", query.describe(), closest))
 
 
 def check_absent(window: Searchable, query: AuditQuery, *, timeout: float) -> None:
@@ -176,7 +212,9 @@ def _check_absent(window: Searchable, query: AuditQuery, timeout: float) -> None
         seen += fresh
         matched = [e for e in fresh if query.matches(e)]
     if matched:
-        raise AssertionError(_unexpected(window, query, matched, time.monotonic() - started))
+        message = _unexpected(window, query, matched, time.monotonic() - started)
+        ids = tuple(e.audit_id for e in matched)
+        raise _assertion(message, FailedQuery("assert_not_audited", query.describe(), ids))
     hidden = query.hidden_subresources(seen)  # what was looked at: no second read of the log
     if hidden:  # passed, but only because resource= never covers subresources: say so
         counted = ", ".join(f"{n} {what}" for what, n in sorted(hidden.items()))
@@ -200,8 +238,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _failure(window: Searchable, query: AuditQuery, words: str, matched: list[AuditEvent], waited: float) -> str:
+def _failure(
+    window: Searchable, query: AuditQuery, words: str, matched: list[AuditEvent], waited: float
+) -> tuple[str, tuple[str, ...]]:
+    """The message, and the audit IDs of the events it names (closest first)."""
     events = list(window.all())
+    named: list[AuditEvent] = list(matched)
     lines = [
         f"expected {words} matching the query, found {len(matched)}",
         f"  query:    {query.describe()}",
@@ -215,6 +257,7 @@ def _failure(window: Searchable, query: AuditQuery, words: str, matched: list[Au
         shown = near if window.verbosity >= 1 else near[:CLOSEST_SHOWN]
         lines.append(f"  closest events ({len(shown)} shown, ranked by number of differing fields):")
         for rank, (_n, _i, event, diffs) in enumerate(shown, 1):
+            named.append(event)
             lines.append(f"    {rank}. {event.summary()}")
             lines.append(f"         differs: {'; '.join(map(str, diffs))}")
         if len(shown) < len(near):
@@ -226,7 +269,7 @@ def _failure(window: Searchable, query: AuditQuery, words: str, matched: list[Au
     if window.verbosity >= 2:
         lines.append("  every event in the window:")
         lines += [f"    {e.summary()}" for e in events]
-    return "\n".join(lines)
+    return "\n".join(lines), tuple(e.audit_id for e in named)
 
 
 _ATTRS = ("verb", "resource", "subresource", "namespace", "name", "api_group")
