@@ -46,3 +46,7 @@ class NoAuditWindow(KindAuditError):
 class LogStreamBroken(ClusterError):
     """The node's audit log cannot be read and its reader cannot be started again (node stopped, paused,
     Docker down)."""
+
+
+class RbacError(KindAuditError, ValueError):
+    """RBAC input that cannot be used: a manifest that is not an RBAC object, a subject that made no request."""
