@@ -5,7 +5,7 @@ conftest.py (for example ``kind_base_config`` to supply your own kind config).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from .environment import Environment, check_environment
 from .exceptions import ConfigError, EnvironmentNotReady, KindAuditError
 from .kindconfig import KindConfig
 from .log import AuditWindow
+from .namespaces import fresh_namespace
 from .options import Settings
 from .ownership import Records
 from .policy import AuditPolicy
@@ -141,6 +142,25 @@ def audit_log(request: pytest.FixtureRequest, audited_cluster: AuditedCluster) -
         return
     with _test_window(request.node, audited_cluster) as window:  # requested dynamically, after the hook ran
         yield window
+
+
+@pytest.fixture
+def audit_namespace(request: pytest.FixtureRequest, audited_cluster: AuditedCluster) -> Iterator[str]:
+    """A fresh namespace for this test (``kat-<test name>-<random>``), ready for pods: its default
+    ServiceAccount and kube-root-ca.crt ConfigMap exist. Deleted after the test, without waiting for its
+    finalization. Its creation and deletion are setup: left out of ``audit_log``, and
+    ``audit_log.in_namespace()`` and ``audit_log.trail()`` default to it."""
+    window: AuditWindow | None = request.node.stash.get(WINDOW_KEY, None)  # opened by the autouse fixture
+    with ExitStack() as stack:
+        try:
+            namespace = stack.enter_context(fresh_namespace(audited_cluster, label=request.node.name, window=window))
+        except KindAuditError as exc:  # one line: what is missing, and where to look
+            problem = f"kind-audit: {exc}"
+        else:
+            problem = ""
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        yield namespace.name
 
 
 @contextmanager

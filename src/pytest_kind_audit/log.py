@@ -16,6 +16,8 @@ from .collection import AuditEvents
 from .events import AuditEvent, parse_line, parse_lines
 
 if TYPE_CHECKING:
+    from .golden import Trail
+    from .namespaces import NamespaceView
     from .policy import AuditPolicy
 
 __all__ = ["AuditEvents", "AuditLog", "AuditWindow", "LogSource"]
@@ -167,11 +169,39 @@ class AuditWindow(AssertMethods):
         # Events parsed before the window opened were written before it, so they predate it.
         self._scanned = len(log) if first_index is None else first_index
         self._members: list[AuditEvent] = []
+        #: The test's own namespace (the audit_namespace fixture): what ``in_namespace()`` and ``trail()``
+        #: default to.
+        self.namespace: str | None = None
+        #: When the test function started (set by the plugin): ``trail()`` leaves out the fixtures' setup.
+        self.body_start: datetime | None = None
 
     def close(self, end: datetime | None = None) -> None:
         """End the window: requests received from ``end`` (default: now) on no longer belong to it."""
         self.end = end or datetime.now(timezone.utc)
         self._members = [e for e in self._members if self._contains(e)]
+
+    def leave_out(self, setup: Callable[[AuditEvent], bool]) -> None:
+        """Leave the events ``setup`` picks out of this window from now on (a fixture's own requests)."""
+        before = self.foreign
+        self.foreign = setup if before is None else (lambda e: before(e) or setup(e))
+        self._members = [e for e in self._members if not setup(e)]
+
+    def in_namespace(self, namespace: str | None = None) -> NamespaceView:
+        """This window's events in ``namespace`` (default: the test's ``audit_namespace``), with the same
+        ``events()``, ``all()`` and asserts."""
+        from .namespaces import NamespaceView
+
+        name = namespace if namespace is not None else self.namespace
+        if name is None:
+            raise ValueError("in_namespace() needs a namespace: pass one, or request the audit_namespace fixture")
+        return NamespaceView(self, name)
+
+    def trail(self, **options: Any) -> Trail:
+        """The window's golden audit trail (see ``pytest_kind_audit.golden.window_trail`` for the options):
+        the test's own requests from the start of the test function, normalized."""
+        from .golden import window_trail
+
+        return window_trail(self, **options)
 
     def _contains(self, event: AuditEvent) -> bool:
         if self.foreign is not None and self.foreign(event):
