@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import _commands
+from .asserts import current_window
+from .authorizer import Verification, check_least_privilege, live_rbac, verify_rbac
 from .deletion import Deletion, delete_cluster
 from .environment import Environment
-from .exceptions import ClusterError, CommandError
+from .events import AuditEvent
+from .exceptions import ClusterError, CommandError, NoAuditWindow
+from .identities import HOUSEKEEPING_USER, TOKEN_SECONDS, Housekeeper, Identity, make_service_account, user_groups
 from .kindconfig import AUDIT_LOG_PATH, KindConfig
+from .leastprivilege import RbacPlan, SubjectRbac, derive_rbac
 from .log import AuditLog, AuditWindow
 from .nodes import (
     DockerLogSource,
@@ -48,7 +54,6 @@ from .nodes import (
 from .ownership import Fingerprint, Records, write_fingerprint
 
 if TYPE_CHECKING:
-    from .events import AuditEvent
     from .nodes import NodeContainer
     from .policy import AuditPolicy
 
@@ -99,6 +104,7 @@ class AuditedCluster:
             source.skip_existing()
         self.audit = AuditLog(source, timeout=timeout, policy=policy, identity=self._identity())
         self._kubectl = shutil.which("kubectl")
+        self._housekeeper: Housekeeper | None = None
 
     def _identity(self) -> tuple[str, tuple[str, ...]]:
         return self.identity, self.identity_groups
@@ -193,28 +199,101 @@ class AuditedCluster:
     def use_identity(self, user: str, path: Path) -> None:
         """Act as ``user`` (a cluster admin, group system:masters) from now on: a client certificate made
         in the node, so this process's requests can be told apart in the audit log."""
-        code, raw = exec_output(self.container, ["kubeadm", "kubeconfig", "user", f"--client-name={user}",
-                                                 "--org=system:masters", "--config=/kind/kubeadm.conf"])  # fmt: skip
-        if code != 0:
-            raise ClusterError(f"could not make a client certificate for {user!r} in {self.node}")
+        raw = self._client_certificate(user, ("system:masters",))
         self._node_kubeconfig = write_file(self.container, f"kubeconfig-{user}", raw, 0o600)
-        # The node's name in it resolves only on the Docker network: use the address this host reaches.
-        server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        _write_kubeconfig(path, raw, server)
+        _write_kubeconfig(path, raw, self._server())
         self.kubeconfig, self.identity = path, user
         self.identity_groups = ("system:masters", "system:authenticated")
         self.audit.identity = self._identity()
+
+    def _client_certificate(self, user: str, groups: Sequence[str]) -> bytes:
+        """A kubeconfig for ``user`` in ``groups`` with a client certificate signed by the cluster's CA."""
+        orgs = [f"--org={g}" for g in groups]
+        code, raw = exec_output(self.container, ["kubeadm", "kubeconfig", "user", f"--client-name={user}",
+                                                 *orgs, "--config=/kind/kubeadm.conf"])  # fmt: skip
+        if code != 0:
+            raise ClusterError(f"could not make a client certificate for {user!r} in {self.node}")
+        return raw
+
+    def _server(self) -> str:
+        # The node's name in node-made kubeconfigs resolves only on the Docker network: use this host's address.
+        return str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
+
+    @property
+    def housekeeper(self) -> Housekeeper:
+        """kubectl as the plugin's own admin identity, whose requests no window holds (identity setup,
+        authorizer reviews)."""
+        if self._housekeeper is None:
+            path = self.kubeconfig.parent / f"kubeconfig-housekeeping-{os.getpid()}"
+            _write_kubeconfig(path, self._client_certificate(HOUSEKEEPING_USER, ("system:masters",)), self._server())
+            self._housekeeper = Housekeeper(path)
+        return self._housekeeper
+
+    def service_account(self, name: str | None = None, namespace: str = "default", *,
+                        token_seconds: int = TOKEN_SECONDS) -> Identity:  # fmt: skip
+        """A ServiceAccount identity (the account and its namespace created if missing; default name unique
+        per call, so xdist workers never share one) with a kubeconfig holding a short-lived TokenRequest token.
+        It may do nothing beyond what every ServiceAccount may, until ``.bind()`` gives it roles."""
+        config = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]
+        return make_service_account(self.housekeeper, config["server"], config["certificate-authority-data"],
+                                    self.kubeconfig.parent, name, namespace, token_seconds)  # fmt: skip
+
+    def user_account(self, name: str | None = None, groups: Sequence[str] = ()) -> Identity:
+        """A plain user in ``groups`` (never system:masters) by client certificate; default name unique per call."""
+        name = name or f"kind-audit-user-{secrets.token_hex(4)}"
+        groups = user_groups(groups)
+        raw = self._client_certificate(name, groups[:-1])
+        path = self.kubeconfig.parent / f"kubeconfig-user-{name}".replace("/", "-")
+        _write_kubeconfig(path, raw, self._server())
+        return Identity(name, groups, path, self.housekeeper)
+
+    def least_privilege(self, users: str | Sequence[str], events: Iterable[AuditEvent] | None = None) -> RbacPlan:
+        """The smallest RBAC allowing what ``users`` did in ``events`` (default: the current test's window, or the
+        session outside a test), leaving out what their groups are granted in this cluster now."""
+        return derive_rbac(self._observed(events), users, existing=live_rbac(self.housekeeper))
+
+    def verify_rbac(self, subject: SubjectRbac, *, timeout: float = 30.0) -> Verification:
+        """Ask the authorizer whether ``subject``'s derived rules allow all it did, and each rule is needed."""
+        return verify_rbac(self.housekeeper, subject, timeout=timeout)
+
+    def assert_least_privilege(
+        self,
+        subject: Identity | str,
+        roles: Iterable[Mapping[str, Any] | str | Path] | None = None,
+        *,
+        events: Iterable[AuditEvent] | None = None,
+        allow_unused: Iterable[str] = (),
+    ) -> None:
+        """Fail naming every granted verb ``subject`` never used (``roles`` given as manifests, or what is bound
+        to it now) and every request of it the authorizer denied; ``allow_unused`` excuses "VERB RESOURCE"."""
+        __tracebackhide__ = True
+        user, groups = (subject, ()) if isinstance(subject, str) else (subject.user, subject.groups)
+        report = check_least_privilege(self.housekeeper, self._observed(events), user, groups, roles,
+                                       allow_unused=allow_unused)  # fmt: skip
+        if not report.ok:
+            raise AssertionError(report.message())
+
+    def _observed(self, events: Iterable[AuditEvent] | None) -> Iterable[AuditEvent]:
+        if events is not None:
+            return events.all() if isinstance(events, AuditWindow | AuditLog) else events
+        try:
+            return current_window().all()
+        except NoAuditWindow:
+            return self.audit.all()
 
     def window(self, *, label: str = "window", start: datetime | None = None, verbosity: int = 0) -> AuditWindow:
         """The events of requests received from ``start`` (default: now) on. Under xdist each worker acts as
         its own user, so the other workers' requests are left out: a window holds this process's test."""
         return self.audit.window(start, label=label, foreign=self._foreign(), verbosity=verbosity)
 
-    def _foreign(self) -> Callable[[AuditEvent], bool] | None:
+    def _foreign(self) -> Callable[[AuditEvent], bool]:
         own = self.identity
         if not own.startswith(WORKER_USER_PREFIX):
-            return None
-        return lambda e: e.user.username.startswith(WORKER_USER_PREFIX) and e.user.username != own
+            return _housekeeping
+        return lambda e: (
+            e.user.username == HOUSEKEEPING_USER
+            or (e.user.username.startswith(WORKER_USER_PREFIX) and e.user.username != own)
+        )
 
     def wait_for_audit_log(self, timeout: float = 60.0) -> None:
         """Auditing is on once the log holds an event; an existing empty file proves nothing."""
@@ -263,6 +342,10 @@ class AuditedCluster:
 
     def __repr__(self) -> str:
         return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
+
+
+def _housekeeping(event: AuditEvent) -> bool:
+    return event.user.username == HOUSEKEEPING_USER
 
 
 def _write_kubeconfig(path: Path, raw: bytes, server: str) -> None:

@@ -17,6 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,11 +26,11 @@ from .events import AuditEvent
 from .exceptions import RbacError
 from .rbac import (
     RBAC_GROUP,
-    SA_PREFIX,
     Grant,
     RbacObjects,
     Request,
     Rule,
+    binding_subject,
     load_rbac,
     request_of,
     service_account_groups,
@@ -101,7 +102,7 @@ class SubjectRbac:
     def manifests(self, name: str | None = None) -> list[dict[str, Any]]:
         """Roles, ClusterRole and their bindings to this subject, ready for ``kubectl apply``."""
         name = name or "kind-audit:" + re.sub(r"[/%]", "-", self.user)
-        subject = _binding_subject(self.user)
+        subject = binding_subject(self.user)
         out: list[dict[str, Any]] = []
         for ns, rules in self.rules().items():
             kind = "Role" if ns else "ClusterRole"
@@ -222,13 +223,6 @@ def _union(a: tuple[str, ...], b: Iterable[str]) -> tuple[str, ...]:
     return a + tuple(g for g in b if g not in a)
 
 
-def _binding_subject(user: str) -> dict[str, str]:
-    if user.startswith(SA_PREFIX):
-        namespace, _, name = user[len(SA_PREFIX) :].partition(":")
-        return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
-    return {"apiGroup": RBAC_GROUP, "kind": "User", "name": user}
-
-
 def build_rules(requests: Iterable[Request]) -> tuple[Rule, ...]:
     """Rules that allow exactly these requests: verbs are merged only where they share the same names (and
     resources only where they share verbs and names), so no merge grants a pair that was not requested."""
@@ -337,7 +331,9 @@ def _excuse(pattern: str) -> Any:
     return regex.match
 
 
-def roles_as_grants(manifests: Iterable[Mapping[str, Any] | str], user: str, groups: Iterable[str] = ()) -> list[Grant]:
+def roles_as_grants(
+    manifests: Iterable[Mapping[str, Any] | str | Path], user: str, groups: Iterable[str] = ()
+) -> list[Grant]:
     """Roles and ClusterRoles given as manifests (dicts or YAML files), as if bound to ``user`` (a Role in its
     namespace). Bindings among them must bind ``user`` (or one of ``groups``) and count only where they point."""
     groups = tuple(groups) + _implied_groups(user)

@@ -230,6 +230,14 @@ def service_account_user(namespace: str, name: str) -> str:
     return f"{SA_PREFIX}{namespace}:{name}"
 
 
+def binding_subject(user: str) -> dict[str, str]:
+    """The subject entry of a binding to ``user`` (a ServiceAccount's user name becomes a ServiceAccount)."""
+    if user.startswith(SA_PREFIX):
+        namespace, _, name = user[len(SA_PREFIX) :].partition(":")
+        return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+    return {"apiGroup": RBAC_GROUP, "kind": "User", "name": user}
+
+
 def service_account_groups(user: str) -> tuple[str, ...]:
     """The groups the API server gives a ServiceAccount's token, or () for other users."""
     if not user.startswith(SA_PREFIX):
