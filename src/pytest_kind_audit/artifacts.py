@@ -1,37 +1,101 @@
-"""The pytest side of the run's artifacts (--kind-audit-log-dir, --kind-audit-html): each test's events are
-recorded where the run's owner can find them (every xdist worker writes its own file), and the owner
-writes the files at the end of the run, before the cluster is deleted."""
+"""The pytest side of the run's reports and artifacts: a failed test's requests in its failure, each test's
+requests and timeline in pytest-html's extras and in JUnit XML's properties, and for --kind-audit-log-dir
+and --kind-audit-html, each test's events recorded where the run's owner can find them (every xdist worker
+writes its own file); the owner writes the files at the end of the run, before the cluster is deleted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from .asserts import FailedQuery, failed_query
 from .events import parse_text
+from .folding import section
 from .hub import ClusterHub
 from .log import AuditWindow
 from .nodes import DockerLogSource, control_plane, docker_client
 from .options import Settings
-from .report import build_html, counts, save_log
-from .state import HUB_KEY, OUTCOME_KEY
+from .report import build_html, counts, extra_html, save_log, shown_test
+from .state import HUB_KEY, OUTCOME_KEY, SETTINGS_KEY
+
+#: The failed assert that failed the test (from the phase that failed), for the teardown's reports.
+FAILED_QUERY_KEY = pytest.StashKey[FailedQuery]()
+JUNIT_PROPERTY = "kind-audit events"
 
 
-def record_for_html(item: pytest.Item, report: pytest.TestReport, window: AuditWindow) -> None:
-    """After a test's teardown, append its events to this process's record file."""
+def report_test(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, window: AuditWindow) -> None:
+    """Every phase of a test that has an audit window: a failed phase gets the test's requests as a section
+    of its failure (the terminal, JUnit's failure text and pytest-html's log all show it); the teardown
+    hands the whole test to --kind-audit-html, pytest-html's extras and JUnit's properties."""
+    config = item.config
     if report.when != "teardown":
         if report.when == "call" or report.failed:
             item.stash[OUTCOME_KEY] = report.outcome
+        found = failed_query(call.excinfo.value) if call.excinfo is not None else None
+        if found is not None and FAILED_QUERY_KEY not in item.stash:
+            item.stash[FAILED_QUERY_KEY] = found
+    html_report = config.stash[SETTINGS_KEY].html is not None
+    pytest_html = config.pluginmanager.hasplugin("html") and bool(getattr(config.option, "htmlpath", None))
+    junit = bool(getattr(config.option, "xmlpath", None))
+    failed = item.stash.get(OUTCOME_KEY, report.outcome) == "failed" or report.failed
+    wanted = report.failed or (report.when == "teardown" and (html_report or pytest_html or (junit and failed)))
+    if not wanted:
         return
+    try:
+        events = window.all()
+    except Exception as exc:  # a dead cluster must not hide the test's own failure
+        if report.failed:
+            report.sections.append(("kind-audit events", f"could not read the audit log: {exc}"))
+        return
+    own = window.identity[0] if window.identity else None
+    found = item.stash.get(FAILED_QUERY_KEY, None)
+    marked, query = (found.audit_ids, found.query) if found else ((), "")
+    if report.failed:
+        verbosity = int(config.option.verbose)
+        title, text = section(events, own, verbosity=verbosity, marked=marked, query=query)
+        # A section of the traceback's repr is part of the failure text, which JUnit XML keeps (report sections
+        # never reach it); a failure without a traceback (pytest.fail(pytrace=False)) gets a report section.
+        addsection = getattr(report.longrepr, "addsection", None)
+        if callable(addsection):
+            addsection(title, text)
+        else:
+            report.sections.append((title, text))
+    if report.when != "teardown":
+        return
+    record = {"nodeid": item.nodeid, "outcome": item.stash.get(OUTCOME_KEY, report.outcome), "identity": own,
+              "failure": dataclasses.asdict(found) if found else None,
+              "events": [dict(e.raw) for e in events]}  # fmt: skip
+    if html_report:
+        _append_record(item, record)
+    if pytest_html:
+        _add_pytest_html_extra(report, record)
+    if junit and failed:
+        report.user_properties.append(
+            (JUNIT_PROPERTY, section(events, own, verbosity=1, marked=marked, query=query)[1])
+        )
+
+
+def _append_record(item: pytest.Item, record: dict[str, Any]) -> None:
+    """The test's record for --kind-audit-html, in this process's file (every xdist worker writes its own)."""
     hub: ClusterHub = item.config.stash[HUB_KEY]
     directory = hub.state_dir / "html"
     directory.mkdir(exist_ok=True)
-    record = {"nodeid": item.nodeid, "outcome": item.stash.get(OUTCOME_KEY, report.outcome),
-              "events": [dict(e.raw) for e in window.all()]}  # fmt: skip
     with open(directory / f"{os.getpid()}.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _add_pytest_html_extra(report: pytest.TestReport, record: dict[str, Any]) -> None:
+    """The test's timeline and requests in its pytest-html row. pytest-html inserts an html extra as markup,
+    where scripts never run: extra_html is static and escapes every string."""
+    from pytest_html import extras  # type: ignore[import-untyped]  # only here when the plugin is active
+
+    shown = shown_test(record, show_secrets=False)
+    cast(Any, report).extras = [*getattr(report, "extras", []), extras.html(extra_html(shown))]
 
 
 def write_artifacts(hub: ClusterHub, cluster_name: str, settings: Settings) -> list[str]:

@@ -5,14 +5,13 @@ The fixtures live in fixtures.py; the work is done by the pytest-free core.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Generator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from .artifacts import record_for_html, write_artifacts
+from .artifacts import report_test, write_artifacts
 from .exceptions import KindAuditWarning
 from .fixtures import (
     _kind_audit_test_window,
@@ -145,22 +144,6 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
-    report: pytest.TestReport = outcome.get_result()
     window = item.stash.get(WINDOW_KEY, None)
-    if window is None:
-        return
-    settings = item.config.stash[SETTINGS_KEY]
-    if settings.html is not None:
-        record_for_html(item, report, window)
-    if not report.failed:
-        return
-    try:
-        events = window.all()
-    except Exception as exc:  # a dead cluster must not hide the test's own failure
-        report.sections.append(("kind-audit events", f"could not read the audit log: {exc}"))
-        return
-    if item.config.option.verbose >= 2:  # -vv: every event as the API server wrote it
-        text = "\n".join(json.dumps(dict(e.raw), sort_keys=False) for e in events)
-    else:
-        text = events.summary()
-    report.sections.append((f"kind-audit events ({len(events)} in this test)", text or "(none)"))
+    if window is not None:  # artifacts.py: the failure's section, HTML, pytest-html and JUnit
+        report_test(item, call, outcome.get_result(), window)

@@ -1,5 +1,6 @@
-"""Artifacts of a run: the session's whole audit log saved to a file, counts for the terminal summary, and
-a self-contained HTML report with each test's audit timeline. No pytest here."""
+"""Artifacts of a run: the session's whole audit log saved to a file, counts for the terminal summary, a
+self-contained HTML report with each test's requests and timeline, and the same as static HTML for
+pytest-html's extras. No pytest here."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .events import AuditEvent
+from .folding import fold, group_by_actor
 
-__all__ = ["build_html", "counts", "redact_secrets", "save_log", "script_safe_json"]
+__all__ = ["build_html", "counts", "extra_html", "redact_secrets", "save_log", "script_safe_json", "shown_test",
+           "timeline_svg"]  # fmt: skip
 
 REDACTED = "<redacted>"
 
@@ -83,26 +87,147 @@ def redact_secrets(raw: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
+def shown_test(test: Mapping[str, Any], *, show_secrets: bool = False) -> dict[str, Any]:
+    """What the report shows of one test (a record: ``nodeid``, ``outcome``, ``events`` as the API server
+    wrote them, ``identity`` its kubectl's user, ``failure`` the failed assert's FailedQuery fields): one row
+    per request, in time order, ``t`` seconds after the test's first request; its actors, own first; the
+    rows the failed assert names marked 1, 2, ... in its order."""
+    events = [AuditEvent.from_json(raw) for raw in test["events"]]
+    requests = fold(events)
+    own = test.get("identity") or None
+    failure = test.get("failure") or {}
+    rank = {audit_id: n for n, audit_id in enumerate(failure.get("audit_ids", ()), 1)}
+    start = min((r.received for r in requests if r.received), default=None)
+
+    def offset(ts: datetime | None) -> float:
+        return round((ts - start).total_seconds(), 6) if start and ts else 0.0
+
+    rows: list[dict[str, Any]] = []
+    ends: list[float] = []
+    for r in requests:
+        e = r.event
+        shown = e.raw if show_secrets else redact_secrets(e.raw)
+        rows.append({
+            "t": offset(r.received), "end": offset(e.stage_timestamp or r.received),
+            "time": r.received.isoformat() if r.received else "", "verb": e.verb,
+            "resource": e.resource + (f"/{e.subresource}" if e.subresource else "") if e.is_resource else e.path,
+            "namespace": e.namespace, "name": e.name, "user": r.actor, "code": e.code, "stages": list(r.stages),
+            "level": e.level, "request": shown.get("requestObject"), "response": shown.get("responseObject"),
+            "mark": rank.get(r.audit_id),
+        })  # fmt: skip
+        ends.append(rows[-1]["end"])
+    actors = [{"user": a.user, "own": a.own, "count": len(a.requests), "errors": a.errors}
+              for a in group_by_actor(requests, own)]  # fmt: skip
+    return {
+        "test": test["nodeid"], "outcome": test.get("outcome", ""), "identity": own, "events": len(events),
+        "failure": {"assertion": failure["assertion"], "query": failure["query"]} if failure else None,
+        "span": max(ends, default=0.0), "actors": actors, "requests": rows,
+    }  # fmt: skip
+
+
 def build_html(tests: Sequence[Mapping[str, Any]], *, title: str, show_secrets: bool = False) -> str:
-    """One page, no external files: per test, its audit events in time order, a filter box, and each
-    event's request and response bodies behind a click."""
-    payload = []
-    for test in tests:
-        events = [AuditEvent.from_json(raw) for raw in test["events"]]
-        start = min((e.request_received_timestamp for e in events if e.request_received_timestamp), default=None)
-        rows = []
-        for e, raw in zip(events, test["events"], strict=True):
-            offset = (
-                (e.request_received_timestamp - start).total_seconds() if start and e.request_received_timestamp else 0
-            )
-            shown = raw if show_secrets else redact_secrets(raw)
-            rows.append({
-                "t": round(offset, 6), "time": e.timestamp.isoformat() if e.timestamp else "", "verb": e.verb,
-                "resource": e.resource + (f"/{e.subresource}" if e.subresource else "") if e.is_resource else e.path,
-                "namespace": e.namespace, "name": e.name, "user": e.user.username, "code": e.code, "stage": e.stage,
-                "level": e.level, "request": shown.get("requestObject"), "response": shown.get("responseObject"),
-            })  # fmt: skip
-        payload.append({"test": test["nodeid"], "outcome": test.get("outcome", ""), "events": rows})
+    """One page, no external files: per test, a timeline with a lane per actor, then its requests (the
+    test's own identity first, every other actor folded under one line that opens on click), a filter box,
+    and each request's bodies behind a click."""
+    payload = [shown_test(test, show_secrets=show_secrets) for test in tests]
     values = {"@TITLE@": html.escape(title), "@DATA@": script_safe_json(payload)}
     page = resources.files(__package__).joinpath("report.html").read_text()
     return _PLACEHOLDER.sub(lambda m: values[m.group()], page)  # one pass: a title never receives the data
+
+
+# The static extra (pytest-html inserts it as markup, and scripts in it never run): inline styles only, since
+# the host page's stylesheet knows none of our classes; every string from the events escaped.
+_LANE, _LABEL, _PLOT = 16, 300, 600
+_OWN, _OTHER, _CLIENT_ERROR, _SERVER_ERROR = "#1f6feb", "#8c959f", "#d97706", "#cf222e"
+
+
+def _colour(code: Any, own: bool) -> str:
+    if isinstance(code, int) and code >= 500:
+        return _SERVER_ERROR
+    if isinstance(code, int) and code >= 400:
+        return _CLIENT_ERROR
+    return _OWN if own else _OTHER
+
+
+def timeline_svg(test: Mapping[str, Any]) -> str:
+    """A static SVG timeline of a shown_test: one lane per actor, a mark per request (4xx/5xx coloured,
+    the failed assert's events ringed), the request's summary as the mark's tooltip."""
+    e = html.escape
+    actors = test["actors"]
+    lane = {a["user"]: i for i, a in enumerate(actors)}
+    own = {a["user"] for a in actors if a["own"]}
+    span = test["span"] or 1.0
+    height = _LANE * max(len(actors), 1) + 18
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_LABEL + _PLOT + 10}" height="{height}" '
+           f'role="img" aria-label="audit timeline" class="kind-audit-timeline" '
+           f'style="font:11px ui-monospace,monospace;background:#fff">']  # fmt: skip
+    for a, i in ((a, lane[a["user"]]) for a in actors):
+        y = i * _LANE
+        out.append(f'<text x="2" y="{y + 12}" fill="{"#000" if a["own"] else "#555"}">'
+                   f"{e(_clip(a['user'], 40))} ({a['count']})</text>")  # fmt: skip
+        out.append(f'<line x1="{_LABEL}" x2="{_LABEL + _PLOT}" y1="{y + 8}" y2="{y + 8}" stroke="#eee"/>')
+    for n, r in enumerate(test["requests"]):
+        y = lane[r["user"]] * _LANE
+        x = _LABEL + _PLOT * r["t"] / span
+        what = f"+{r['t']:.3f}s {r['verb']} {r['resource']} {_where(r)} code={r['code']}"
+        out.append(f'<rect x="{x:.1f}" y="{y + 2}" width="3" height="12" fill="{_colour(r["code"], r["user"] in own)}" '
+                   f'data-request="{n}"><title>{e(what)}</title></rect>')  # fmt: skip
+        if r["mark"]:
+            out.append(f'<circle cx="{x + 1.5:.1f}" cy="{y + 8}" r="7" fill="none" stroke="#000">'
+                       f"<title>{e(str(r['mark']))}. named by the failed assert</title></circle>")  # fmt: skip
+    axis = _LANE * max(len(actors), 1) + 12
+    out.append(f'<text x="{_LABEL}" y="{axis}" fill="#555">0s</text>')
+    out.append(f'<text x="{_LABEL + _PLOT}" y="{axis}" fill="#555" text-anchor="end">{test["span"]:.3f}s</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def extra_html(test: Mapping[str, Any]) -> str:
+    """A shown_test as static HTML for pytest-html's extras: the timeline, the failed assert's query, the
+    test's own requests one row each and every other actor in a <details> that opens on click."""
+    e = html.escape
+    counted = f"{len(test['requests'])} requests ({test['events']} events) in this test"
+    parts = [
+        '<div class="kind-audit" style="font:12px ui-monospace,monospace">',
+        f"<p><b>kind-audit</b>: {counted}</p>",
+    ]
+    if test["failure"]:
+        parts.append(f'<p style="color:{_SERVER_ERROR}">{e(test["failure"]["assertion"])} failed: '
+                     f"{e(test['failure']['query'])} (its events marked &lt;- n)</p>")  # fmt: skip
+    parts.append(timeline_svg(test))
+    by_user: dict[str, list[Mapping[str, Any]]] = collections.defaultdict(list)
+    for r in test["requests"]:
+        by_user[r["user"]].append(r)
+    unfolded = test["identity"] is None
+    for a in test["actors"]:
+        table = _static_table(by_user[a["user"]])
+        if a["own"] or unfolded:
+            parts.append(table)
+        else:
+            errors = f", {a['errors']} with 4xx/5xx" if a["errors"] else ""
+            plural = "s" if a["count"] != 1 else ""
+            parts.append(f"<details><summary>{a['count']} request{plural} by {e(a['user'])}{errors}</summary>"
+                         f"{table}</details>")  # fmt: skip
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _static_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    e = html.escape
+    out = ['<table style="border-collapse:collapse">']
+    for r in rows:
+        style = f' style="color:{_colour(r["code"], True)}"' if isinstance(r["code"], int) and r["code"] >= 400 else ""
+        mark = f"&lt;- {r['mark']}" if r["mark"] else ""
+        cells = [f"+{r['t']:.3f}", r["verb"], r["resource"], _where(r), r["user"], str(r["code"]), r["stages"][-1]]
+        out.append(f"<tr{style}>" + "".join(f'<td style="padding:0 .6em">{e(c)}</td>' for c in cells)
+                   + f"<td><b>{mark}</b></td></tr>")  # fmt: skip
+    out.append("</table>")
+    return "".join(out)
+
+
+def _where(row: Mapping[str, Any]) -> str:
+    return f"{row['namespace']}/{row['name']}" if row["namespace"] else str(row["name"])
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "\u2026"

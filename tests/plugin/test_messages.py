@@ -209,14 +209,17 @@ def test_a_failed_test_gets_its_events_as_a_report_section(pytester: pytest.Pyte
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*- kind-audit events (51 in this test) -*",
+            "*- kind-audit events (50 requests, 51 events in this test) -*",
             "13:58:49.736  create  namespaces  foo  user=system:anonymous  code=201",
         ]
     )
     assert result.stdout.str().count("kind-audit events (") == 1, "only the failed test gets the section"
     verbose = pytester.runpytest("-vv")
     verbose.stdout.fnmatch_lines(
-        ["*- kind-audit events (51 in this test) -*", '{"kind": "Event", "apiVersion": "audit.k8s.io/v1*']
+        [
+            "*- kind-audit events (50 requests, 51 events in this test) -*",
+            '{"kind": "Event", "apiVersion": "audit.k8s.io/v1*',
+        ]
     )
 
 

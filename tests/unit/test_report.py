@@ -2,11 +2,23 @@ from __future__ import annotations
 
 import json
 import stat
+from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 
 from pytest_kind_audit import parse_text
-from pytest_kind_audit.report import REDACTED, build_html, counts, redact_secrets, save_log
+from pytest_kind_audit.report import (
+    REDACTED,
+    build_html,
+    counts,
+    extra_html,
+    redact_secrets,
+    save_log,
+    shown_test,
+    timeline_svg,
+)
+
+from .test_folding import KUBELET, OWN, window
 
 LOGS = Path(__file__).parents[1] / "data" / "audit-logs"
 
@@ -46,9 +58,9 @@ def test_html_embeds_the_events_and_hides_secrets_unless_asked() -> None:
     data = json.loads(page.split('<script id="data" type="application/json">')[1].split("</script>")[0])
     (test,) = data
     assert test["test"] == "t.py::test_a" and test["outcome"] == "failed"
-    assert [e["verb"] for e in test["events"]] == ["create", "list"]
-    assert test["events"][0]["t"] == 0.0 and test["events"][0]["code"] == 201
-    assert test["events"][0]["request"]["data"] == {"password": REDACTED}
+    assert [r["verb"] for r in test["requests"]] == ["create", "list"]
+    assert test["requests"][0]["t"] == 0.0 and test["requests"][0]["code"] == 201
+    assert test["requests"][0]["request"]["data"] == {"password": REDACTED}
     shown = build_html(tests, title="report", show_secrets=True)
     assert "hunter2" in shown
 
@@ -84,7 +96,7 @@ def test_embedded_json_holds_no_character_the_html_parser_reacts_to_and_decodes_
     assert page.split(DATA_OPEN)[1][len(text) :] == TEMPLATE.split(DATA_OPEN)[1].split("@DATA@")[1]
     (shown,) = json.loads(text)
     assert shown["test"] == tests[0]["nodeid"]
-    (row,) = shown["events"]
+    (row,) = shown["requests"]
     assert (row["namespace"], row["name"], row["user"]) == (
         "<!--",
         "<!--<script",
@@ -121,3 +133,83 @@ def test_saved_files_are_private(tmp_path: Path) -> None:
     save_log(b"new", path)
     assert path.read_bytes() == b"new"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def recorded_test(**extra: object) -> dict[str, object]:
+    return {"nodeid": "t.py::test_configmaps", "outcome": "failed", "identity": OWN,
+            "events": [dict(e.raw) for e in window()], **extra}  # fmt: skip
+
+
+def test_the_report_shows_one_row_per_request_own_identity_first_and_marks_the_failed_asserts_events() -> None:
+    events = window()
+    ids = [e.audit_id for e in events]
+    failure = {"assertion": "assert_audited", "query": "verb='delete'", "audit_ids": [ids[-1], ids[0]]}
+    test = shown_test(recorded_test(failure=failure))
+    assert test["events"] == len(events) and len(test["requests"]) == len(set(ids))
+    assert test["failure"] == {"assertion": "assert_audited", "query": "verb='delete'"}
+    assert [a["user"] for a in test["actors"]][:2] == [OWN, KUBELET] and test["actors"][0]["own"]
+    assert sum(a["count"] for a in test["actors"]) == len(test["requests"])
+    rows = {r["mark"]: r for r in test["requests"] if r["mark"]}
+    assert sorted(rows) == [1, 2]
+    starts = [r["t"] for r in test["requests"]]
+    assert starts[0] == 0.0 and starts == sorted(starts) and test["span"] >= starts[-1]
+    missing = next(r for r in test["requests"] if r["code"] == 404)
+    assert (missing["verb"], missing["name"], missing["stages"]) == (
+        "get",
+        "settings-2",
+        ["RequestReceived", "ResponseComplete"],
+    )
+
+
+def test_the_timeline_has_a_lane_per_actor_and_a_mark_per_request() -> None:
+    test = shown_test(recorded_test())
+    svg = timeline_svg(test)
+    assert svg.count("<rect ") == len(test["requests"])
+    assert svg.count("<line ") == len(test["actors"])
+    lanes = {a["user"]: i for i, a in enumerate(test["actors"])}
+    for n, r in enumerate(test["requests"]):
+        mark = svg.split(f'data-request="{n}"')[0].rsplit("<rect ", 1)[1]
+        assert f'y="{lanes[r["user"]] * 16 + 2}"' in mark
+        assert ('fill="#d97706"' in mark) == (r["code"] == 404), "4xx coloured, nothing else"
+
+
+class Parsed(HTMLParser):
+    """The elements and the text a browser's parser would make of a piece of markup."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.feed(markup)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        assert not any(name.startswith("on") for name, _ in attrs), f"an event handler on <{tag}>"
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_the_pytest_html_extra_is_static_escaped_and_folds_other_actors() -> None:
+    hostile = {**SECRET_CREATE, "auditID": "h1", "user": {"username": "<script>window.__pwned=1</script>"},
+               "objectRef": {"resource": "configmaps", "namespace": "<!--", "name": '<img src=x onerror="alert(1)">'},
+               "responseStatus": {"code": 500}}  # fmt: skip
+    record = recorded_test(events=[dict(e.raw) for e in window()] + [hostile])
+    record["failure"] = {"assertion": "assert_audited", "query": "name='</p><script>alert(2)</script>'",
+                         "audit_ids": [window()[-1].audit_id]}  # fmt: skip
+    test = shown_test(record)
+    markup = extra_html(test)
+    parsed = Parsed(markup)
+    assert "script" not in parsed.tags and "img" not in parsed.tags
+    text = "".join(parsed.text)
+    assert "<script>window.__pwned=1</script>" in text and '<img src=x onerror="alert(1)">' in text
+    assert "name='</p><script>alert(2)</script>'" in text, "the failed query, shown as text"
+    # The test's own requests are rows; every other actor is one <details> line with its rows inside.
+    others = [a for a in test["actors"] if not a["own"]]
+    assert parsed.tags.count("details") == len(others)
+    assert f"<summary>{others[0]['count']} requests by {KUBELET}</summary>" in markup
+    assert "<summary>1 request by &lt;script&gt;window.__pwned=1&lt;/script&gt;, 1 with 4xx/5xx</summary>" in markup
+    assert parsed.tags.count("tr") == len(test["requests"])
+    assert parsed.tags.count("svg") == 1 and parsed.tags.count("rect") == len(test["requests"])
+    assert parsed.tags.count("circle") == 1, "the failed assert's event ringed in the timeline"
