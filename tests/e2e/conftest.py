@@ -3,14 +3,11 @@ level its own namespace, so one cluster shows every level."""
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pytest_kind_audit import AuditedCluster, AuditPolicy
+from pytest_kind_audit import AuditPolicy
 
 LEVEL_NAMESPACES = {"None": "lvl-none", "Metadata": "lvl-metadata", "Request": "lvl-request"}
 
@@ -38,14 +35,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_run_env: No
 
 
 @pytest.fixture
-def namespace(audited_cluster: AuditedCluster) -> Iterator[str]:
-    """A fresh namespace for one test."""
-    name = "t-" + secrets.token_hex(4)
-    audited_cluster.kubectl("create", "namespace", name)
-    # Pods need the namespace's default ServiceAccount, which a controller creates moments later.
-    deadline = time.monotonic() + 60
-    while audited_cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False) == "":
-        assert time.monotonic() < deadline, f"no default ServiceAccount in {name} after 60s"
-        time.sleep(0.5)
-    yield name
-    audited_cluster.kubectl("delete", "namespace", name, "--wait=false")
+def namespace(audit_namespace: str) -> str:
+    """A fresh namespace for one test: the plugin's own ``audit_namespace`` (the project's tests call it
+    ``namespace``)."""
+    return audit_namespace
