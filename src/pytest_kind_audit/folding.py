@@ -113,7 +113,7 @@ def section(
     title = f"kind-audit events ({len(requests)} requests, {len(events)} events in this test)"
     if verbosity >= 2:
         return title, "\n".join(json.dumps(dict(e.raw), sort_keys=False) for e in events) or "(none)"
-    rank = {audit_id: n for n, audit_id in enumerate(marked, 1)}
+    rank = _ranks(marked)
     actors = group_by_actor(requests, own)
     lines = []
     if query and rank:
@@ -136,6 +136,14 @@ def section(
     if others and verbosity < 1:
         lines.append("(use -v to list the other actors' requests)")
     return title, "\n".join(lines) or "(none)"
+
+
+def _ranks(audit_ids: Iterable[str]) -> dict[str, int]:
+    """1, 2, ... in the failed assert's order; a request it names twice (two of its stages) keeps its first."""
+    rank: dict[str, int] = {}
+    for audit_id in audit_ids:
+        rank.setdefault(audit_id, len(rank) + 1)
+    return rank
 
 
 def _marks(actor: Actor, rank: Mapping[str, int]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import AuditEvent
-from .folding import fold, group_by_actor
+from .folding import _ranks, fold, group_by_actor
 
 __all__ = ["build_html", "counts", "extra_html", "redact_secrets", "save_log", "script_safe_json", "shown_test",
            "timeline_svg"]  # fmt: skip
@@ -96,7 +96,7 @@ def shown_test(test: Mapping[str, Any], *, show_secrets: bool = False) -> dict[s
     requests = fold(events)
     own = test.get("identity") or None
     failure = test.get("failure") or {}
-    rank = {audit_id: n for n, audit_id in enumerate(failure.get("audit_ids", ()), 1)}
+    rank = _ranks(failure.get("audit_ids", ()))
     start = min((r.received for r in requests if r.received), default=None)
 
     def offset(ts: datetime | None) -> float:

@@ -4,11 +4,18 @@ as text in the page, and none of it may run or stop the page's own script."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import secrets
 from pathlib import Path
 
 import pytest
+
+from pytest_kind_audit import AuditedCluster, AuditWindow
+from pytest_kind_audit.asserts import failed_query
+from pytest_kind_audit.folding import fold
+from pytest_kind_audit.report import build_html
 
 from .helpers import delete_cluster, headless_chromium, node_containers
 
@@ -96,7 +103,7 @@ def check_hostile_report_in_a_browser(report: Path) -> None:
         driver.find_element(By.ID, "filter").send_keys("create configmaps hostile 201")
         (row,) = driver.find_elements(By.CSS_SELECTOR, "tr.event")
         assert "default/hostile" in row.text
-        assert driver.find_element(By.ID, "shown").text == "1 events shown"
+        assert driver.find_element(By.ID, "shown").text == "1 requests shown"
         row.click()
         body = row.find_element(By.XPATH, "following-sibling::tr[1]")
         assert body.is_displayed()
@@ -109,3 +116,90 @@ def check_hostile_report_in_a_browser(report: Path) -> None:
             if s.isascii():
                 assert json.dumps(s) in body.text, "rendered on the page"
         assert driver.execute_script("return typeof window.__pwned") == "undefined"
+
+
+def test_a_test_on_the_shared_cluster_reads_as_its_own_requests_first(
+    audited_cluster: AuditedCluster, audit_log: AuditWindow, tmp_path: Path
+) -> None:
+    """This test's own window (a namespace it creates, so the controllers answer in it), reported and
+    rendered: own rows, other actors folded until clicked, a lane per actor, the 404 coloured, the failed
+    assert's query and closest events marked."""
+
+    namespace = "report-" + secrets.token_hex(4)
+    audited_cluster.kubectl("create", "namespace", namespace)
+    try:
+        audited_cluster.kubectl("create", "configmap", "shown", "-n", namespace, "--from-literal=k=v")
+        audited_cluster.kubectl("get", "configmap", "absent", "-n", namespace, check=False)
+        audit_log.assert_audited(verb="get", resource="configmaps", name="absent", code=404)
+        # The root CA publisher (a controller-manager controller, its own ServiceAccount) answers the namespace.
+        audit_log.assert_audited(verb="create", resource="configmaps", name="kube-root-ca.crt", namespace=namespace)
+        check_own_test_report(audited_cluster, audit_log, tmp_path)
+    finally:
+        audited_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def check_own_test_report(audited_cluster: AuditedCluster, audit_log: AuditWindow, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with pytest.raises(AssertionError) as missing:
+        audit_log.assert_audited(verb="delete", resource="configmaps", name="shown", timeout=0)
+    found = failed_query(missing.value)
+    assert found is not None
+    events = audit_log.all()
+    record = {"nodeid": "t.py::test_shown", "outcome": "failed", "identity": audited_cluster.identity,
+              "failure": dataclasses.asdict(found), "events": [dict(e.raw) for e in events]}  # fmt: skip
+    page = tmp_path / "report.html"
+    page.write_text(build_html([record], title="one test"))
+    requests = fold(events)
+    own = [r for r in requests if r.actor == audited_cluster.identity]
+    others: dict[str, int] = {}
+    for r in requests:
+        if r.actor != audited_cluster.identity:
+            others[r.actor] = others.get(r.actor, 0) + 1
+    assert own and others, "the test's own requests and the controllers' answers"
+    others_by_count = sorted(others, key=lambda user: (-others[user], user))
+
+    with headless_chromium() as driver:
+        driver.get(page.as_uri())
+        assert driver.find_element(By.CSS_SELECTOR, "p.failure").text == (
+            f"assert_audited failed: {found.query} (the events it names are marked \u2190 n)"
+        )
+        rows = driver.find_elements(By.CSS_SELECTOR, "tr.event")
+        assert [r.find_elements(By.TAG_NAME, "td")[4].text for r in rows] == [r.actor for r in own]
+        assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == [r.event.verb for r in own]
+        folds = driver.find_elements(By.CSS_SELECTOR, "tr.fold")
+        assert [fold_line(f.text)[0] for f in folds] == [
+            f"{n} request{'s' if n != 1 else ''} by {user}"
+            for user, n in ((user, others[user]) for user in others_by_count)
+        ]
+        # A lane per actor, a mark per request; the 404 row and mark coloured.
+        lanes = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "svg.timeline text.actor")]
+        assert [lane.rsplit(" (", 1)[0] for lane in lanes] == [audited_cluster.identity, *others_by_count]
+        assert len(driver.find_elements(By.CSS_SELECTOR, "svg.timeline rect.mark")) == len(requests)
+        (absent,) = driver.find_elements(By.CSS_SELECTOR, "tr.event.code4")
+        assert "absent" in absent.text and "404" in absent.text
+        assert absent.find_element(By.TAG_NAME, "td").value_of_css_property("color") == "rgba(180, 83, 9, 1)"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "svg.timeline rect.mark.code4")) >= 1
+        marked = driver.find_elements(By.CSS_SELECTOR, "tr.event.marked") + [
+            f for f in folds if "(holds \u2190" in f.text
+        ]
+        assert marked, "the failed assert's closest events are marked where they are"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "svg.timeline circle.ring")) == len(set(found.audit_ids))
+        # A folded actor opens on click: its requests, and only its, appear under its line.
+        user = fold_line(folds[0].text)[1]
+        folds[0].click()
+        opened = driver.find_elements(By.CSS_SELECTOR, "tr.event.folded")
+        assert [r.find_elements(By.TAG_NAME, "td")[4].text for r in opened] == [
+            r.actor for r in requests if r.actor == user
+        ]
+        assert len(driver.find_elements(By.CSS_SELECTOR, "tr.event")) == len(own) + len(opened)
+        driver.find_elements(By.CSS_SELECTOR, "tr.fold")[0].click()
+        assert driver.find_elements(By.CSS_SELECTOR, "tr.event.folded") == [], "and closes on a second click"
+
+
+def fold_line(text: str) -> tuple[str, str]:
+    """A folded actor's line ("\u25b8 3 requests by system:x, 1 with 4xx/5xx (holds \u2190 2)"): its
+    "3 requests by system:x" part and the user."""
+    found = re.fullmatch(r"[\u25b8\u25be] (\d+ requests? by (\S+?))(, \d+ with 4xx/5xx)?( \(holds .*\))?", text)
+    assert found is not None, f"not a folded actor's line: {text!r}"
+    return found.group(1), found.group(2)

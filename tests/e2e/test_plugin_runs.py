@@ -98,7 +98,7 @@ def check_report_in_a_browser(report: Path) -> None:
         rows = driver.find_elements(By.CSS_SELECTOR, "tr.event")
         assert 0 < len(rows) < all_rows
         assert all("create" in r.text and "secrets" in r.text and "201" in r.text for r in rows)
-        assert driver.find_element(By.ID, "shown").text == f"{len(rows)} events shown"
+        assert driver.find_element(By.ID, "shown").text == f"{len(rows)} requests shown"
         secret_row = next(r for r in rows if "default/pw" in r.text)
         secret_row.click()
         body = secret_row.find_element(By.XPATH, "following-sibling::tr[1]")
