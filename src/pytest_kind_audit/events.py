@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -50,23 +50,32 @@ class UserInfo:
     def from_json(cls, data: Mapping[str, Any] | None) -> UserInfo:
         if not data:
             return _ANONYMOUS
-        extra = data.get("extra")
+        # A log holds few identities many times over: events share one UserInfo per identity. The JSON of
+        # the last one seen under each name is compared with this one (one C-level comparison); it is our
+        # own copy, as the caller's dict may change later.
         username = data.get("username", "")
+        known = _USERS.get(username)
+        if known is not None and known[0] == data:
+            return known[1]
+        extra = data.get("extra")
         groups = tuple(data.get("groups") or ())
-        if extra or "uid" in data:
-            return cls(username, data.get("uid", ""), groups, {k: tuple(v) for k, v in extra.items()} if extra else {})
-        # A log holds few identities many times over: share one immutable object per identity.
-        key = (username, groups)
-        user = _USERS.get(key)
-        if user is None:
-            if len(_USERS) > 4096:
-                _USERS.clear()
-            user = _USERS[key] = cls(username, "", groups, {})
+        user = cls(username, data.get("uid", ""), groups, {k: tuple(v) for k, v in extra.items()} if extra else {})
+        if len(_USERS) > 4096:
+            _USERS.clear()
+        _USERS[username] = (_copy_json(data), user)
         return user
 
 
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
 _ANONYMOUS = UserInfo()
-_USERS: dict[tuple[str, tuple[str, ...]], UserInfo] = {}
+_USERS: dict[str, tuple[Any, UserInfo]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,34 +131,6 @@ class ResponseStatus:
 _CODES: dict[Any, ResponseStatus] = {}
 
 
-class RawJSON(Mapping[str, Any]):
-    """An event's JSON as the API server wrote it, kept as the line's bytes and decoded on first use: a
-    session holds many events and rarely looks at their raw form, so this keeps a third of the memory."""
-
-    __slots__ = ("_data", "_line")
-
-    def __init__(self, line: bytes) -> None:
-        self._line = line
-        self._data: dict[str, Any] | None = None
-
-    def _decoded(self) -> dict[str, Any]:
-        if self._data is None:
-            self._data = _loads(self._line)
-        return self._data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._decoded()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._decoded())
-
-    def __len__(self) -> int:
-        return len(self._decoded())
-
-    def __repr__(self) -> str:
-        return f"RawJSON({self._line[:60]!r}...)"
-
-
 def parse_time(value: str | None) -> datetime | None:
     """An aware UTC datetime from a MicroTime (``...:37.655912Z``) or a second-precision RFC 3339 string."""
     if not value:
@@ -162,7 +143,13 @@ def parse_time(value: str | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One audit.k8s.io/v1 Event. Field names follow the API in snake_case; ``raw`` keeps the decoded JSON."""
+    """One audit.k8s.io/v1 Event. Field names follow the API in snake_case; ``raw`` is the event's JSON as a
+    plain dict, ``raw_line`` the log line it was parsed from (bytes; None for an EventList item or a dict).
+
+    Parsed events build ``user``, ``impersonated_user``, ``object_ref``, ``response_status``, the two
+    timestamps and ``raw`` on first read (see ``_Lazy``): a session parses every event but a query reads a
+    few fields of each, and building these objects cost more than decoding the line. Reading them is
+    reading a field: same values, types, equality, hash and repr as if built eagerly."""
 
     level: str
     audit_id: str
@@ -182,45 +169,50 @@ class AuditEvent:
     annotations: Mapping[str, str]
     authentication_metadata: Mapping[str, Any] | None = None
     api_version: str = "audit.k8s.io/v1"
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw_line: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], line: bytes | None = None) -> AuditEvent:
         """Build an event from one decoded JSON object (a log line or an EventList item); with the
-        ``line`` it was decoded from, ``raw`` keeps the bytes instead of the decoded objects."""
+        ``line`` it was decoded from, ``raw`` is decoded again from the line when first read instead of
+        keeping ``data`` (a session holds many events and rarely reads their raw form: a third less memory)."""
         get = data.get
-        ref = get("objectRef")
-        status = get("responseStatus")
-        imp = get("impersonatedUser")
         received = get("requestReceivedTimestamp")
         stage_ts = get("stageTimestamp")
         if received is None and stage_ts is None:  # v1beta1: one second-precision timestamp
             received = stage_ts = get("timestamp") or (get("metadata") or _EMPTY).get("creationTimestamp")
-        received_at = parse_time(received)
-        # Fill the frozen instance's __dict__ in one step: the generated __init__ sets each of the
-        # 19 fields through object.__setattr__, which costs more than decoding the JSON line.
+        # Fill the frozen instance's __dict__ directly, always in this order (instances then share one key
+        # table): the generated __init__ sets each field through object.__setattr__, which costs more than
+        # decoding the line. The lazy fields get their JSON under the keys _Lazy reads.
         event = _new(cls)
-        event.__dict__.update(zip(_EVENT_FIELDS, (
-            get("level", ""),
-            get("auditID", ""),
-            get("stage", ""),
-            get("requestURI", ""),
-            get("verb", ""),
-            UserInfo.from_json(get("user")),
-            UserInfo.from_json(imp) if imp else None,
-            tuple(get("sourceIPs") or ()),
-            get("userAgent", ""),
-            ObjectRef.from_json(ref) if ref else None,
-            ResponseStatus.from_json(status) if status else None,
-            get("requestObject"),
-            get("responseObject"),
-            received_at,
-            received_at if stage_ts == received else parse_time(stage_ts),
-            get("annotations") or _EMPTY,
-            get("authenticationMetadata"),
-            get("apiVersion", ""),
-            data if line is None else RawJSON(line),
-        ), strict=True))  # fmt: skip
+        d = event.__dict__
+        d["level"] = get("level", "")
+        d["audit_id"] = get("auditID", "")
+        d["stage"] = get("stage", "")
+        d["request_uri"] = get("requestURI", "")
+        d["verb"] = get("verb", "")
+        user = get("user")
+        if user:  # UserInfo.from_json's lookup of an identity seen before, inline: nearly every event hits
+            known = _USERS.get(user.get("username", ""))
+            d["user"] = known[1] if known is not None and known[0] == user else UserInfo.from_json(user)
+        else:
+            d["user"] = _ANONYMOUS
+        d["user_agent"] = get("userAgent", "")
+        d["request_object"] = get("requestObject")
+        d["response_object"] = get("responseObject")
+        d["annotations"] = get("annotations") or _EMPTY
+        d["authentication_metadata"] = get("authenticationMetadata")
+        d["api_version"] = get("apiVersion", "")
+        d["_impersonated_user"] = get("impersonatedUser")
+        d["_source_ips"] = get("sourceIPs")
+        d["_object_ref"] = get("objectRef")
+        d["_response_status"] = get("responseStatus")
+        d["_request_received_timestamp"] = received
+        d["_stage_timestamp"] = True if stage_ts == received else stage_ts  # True: the same instant
+        if line is None:
+            d["raw"] = data if type(data) is dict else dict(data)
+        d["raw_line"] = line
         return event
 
     # Derived views, named like the query filters.
@@ -310,18 +302,62 @@ class AuditEvent:
         return "  ".join(p for p in parts if p)
 
 
+class _Lazy:
+    """A field of a parsed AuditEvent, built on its first read from what the parser kept in the instance dict
+    under ``source`` (``_<name>``: the JSON, dropped once built). The result is stored under the field's own
+    name, where Python finds it before this (non-data) descriptor: later reads cost what any attribute read
+    does. Events made by ``AuditEvent(...)`` have every field in their dict and never get here."""
+
+    __slots__ = ("build", "keep", "name", "source")
+
+    def __init__(self, name: str, build: Callable[[AuditEvent, Any], Any], source: str = "") -> None:
+        self.name = name
+        self.build = build
+        self.source = source or f"_{name}"
+        self.keep = bool(source)  # a field of its own (raw_line) stays
+
+    def __get__(self, event: AuditEvent | None, owner: type | None = None) -> Any:
+        if event is None:
+            return self
+        d = event.__dict__
+        try:
+            source = d[self.source]
+        except KeyError:  # built and dropped by another thread since Python looked for the field
+            return d[self.name]
+        value = d[self.name] = self.build(event, source)
+        if not self.keep:
+            d.pop(self.source, None)
+        return value
+
+
+def _stage_timestamp(event: AuditEvent, source: str | bool | None) -> datetime | None:
+    # True: the stage timestamp is the received one (as in most events): one datetime for both.
+    return event.request_received_timestamp if source is True else parse_time(source)  # type: ignore[arg-type]
+
+
+for _field in (
+    _Lazy("impersonated_user", lambda event, data: UserInfo.from_json(data) if data else None),
+    _Lazy("source_ips", lambda event, data: tuple(data or ())),
+    _Lazy("object_ref", lambda event, data: ObjectRef.from_json(data) if data else None),
+    _Lazy("response_status", lambda event, data: ResponseStatus.from_json(data) if data else None),
+    _Lazy("request_received_timestamp", lambda event, text: parse_time(text)),
+    _Lazy("stage_timestamp", _stage_timestamp),
+    _Lazy("raw", lambda event, line: _loads(line), source="raw_line"),
+):
+    setattr(AuditEvent, _field.name, _field)
+
 _new = object.__new__
-_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
 
 
 def parse_line(line: bytes | str) -> AuditEvent | None:
     """One JSON line to an event; None for a blank line."""
     if not line.strip():
         return None
-    return AuditEvent.from_json(_loads(line))
+    return AuditEvent.from_json(_loads(line), line if isinstance(line, bytes) else line.encode())
 
 
-def _iter_objects(text: str) -> Iterator[Mapping[str, Any]]:
+def _iter_objects(text: str) -> Iterator[tuple[Mapping[str, Any], bytes | None]]:
+    """Each event's JSON, with its line when it had one of its own (not an EventList item)."""
     stripped = text.lstrip()
     if stripped.startswith("{") and '"EventList"' in stripped[:200]:
         try:
@@ -329,7 +365,8 @@ def _iter_objects(text: str) -> Iterator[Mapping[str, Any]]:
         except ValueError:
             whole = None
         if isinstance(whole, dict) and whole.get("kind") == "EventList":
-            yield from whole.get("items") or ()
+            for item in whole.get("items") or ():
+                yield item, None
             return
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -339,14 +376,15 @@ def _iter_objects(text: str) -> Iterator[Mapping[str, Any]]:
         except ValueError as exc:
             raise ValueError(f"line {number} is not JSON: {exc}: {line[:120]!r}") from None
         if isinstance(obj, dict) and obj.get("kind") == "EventList":
-            yield from obj.get("items") or ()
+            for item in obj.get("items") or ():
+                yield item, None
         else:
-            yield obj
+            yield obj, line.encode()
 
 
 def parse_text(text: str) -> list[AuditEvent]:
     """Every event of a JSON-lines log, or of one (possibly pretty-printed) EventList."""
-    return [AuditEvent.from_json(obj) for obj in _iter_objects(text)]
+    return [AuditEvent.from_json(obj, line) for obj, line in _iter_objects(text)]
 
 
 def parse_lines(lines: Iterable[bytes]) -> list[AuditEvent]:
