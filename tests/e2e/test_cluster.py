@@ -175,7 +175,7 @@ def test_session_stream_and_queries(audited_cluster: AuditedCluster, namespace: 
     audited_cluster.kubectl("create", "configmap", "q", "-n", namespace)
     session = audited_cluster.audit
     assert session.assert_audited(verb="create", resource="configmaps", namespace=namespace, name="q", count=1)
-    admin_creates = session.events(verb="create", user=ADMIN, namespace=re.compile("t-.*"))
+    admin_creates = session.events(verb="create", user=ADMIN, namespace=re.compile("kat-.*"))
     assert any(e.name == "q" for e in admin_creates)
     assert session.events(code=lambda c: c is not None and c >= 500) == []
 
