@@ -64,9 +64,25 @@ class Housekeeper:
         if not requests:
             return []
         docs = [_review(user, groups, r) for r in requests]
-        out = json.loads(self.kubectl("create", "-o", "json", "-f", "-", input=yaml.safe_dump_all(docs)))
-        items = out.get("items", [out]) if out.get("kind") == "List" else [out]
+        items = _json_stream(self.kubectl("create", "-o", "json", "-f", "-", input=yaml.safe_dump_all(docs)))
+        if len(items) == 1 and items[0].get("kind") == "List":
+            items = items[0].get("items", [])
+        if len(items) != len(requests):
+            raise ClusterError(f"asked {len(requests)} SubjectAccessReviews, got {len(items)} answers")
         return [bool(item.get("status", {}).get("allowed")) for item in items]
+
+
+def _json_stream(text: str) -> list[dict[str, Any]]:
+    """kubectl prints one JSON document per object created, one after the other."""
+    decoder, at = json.JSONDecoder(), 0
+    out: list[dict[str, Any]] = []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return out
+        value, at = decoder.raw_decode(text, at)
+        out.append(value)
 
 
 def _review(user: str, groups: Sequence[str], r: Request) -> dict[str, Any]:

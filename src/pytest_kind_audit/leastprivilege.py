@@ -295,16 +295,23 @@ def compare_privilege(
     allow_unused: Iterable[str] = (),
 ) -> PrivilegeReport:
     """Every verb of every granted rule (per API group, resource and URL, wildcards as they are written) that no
-    allowed request of ``subject`` used, minus ``allow_unused`` entries ("VERB RESOURCE[.GROUP]" or "VERB
+    allowed request of ``subject`` used, or used on a few names only while granted on all, minus ``allow_unused``
+    entries ("VERB RESOURCE[.GROUP]" or "VERB
     /path", ``*`` matching anything), and every request the authorizer denied."""
     excused = [_excuse(x) for x in allow_unused]
     requests = list(subject.allowed)
     unused: list[str] = []
     for grant in granted:
         for atom, label in _atoms(grant):
-            if any(atom.allows(r) for r in requests) or any(ex(label) for ex in excused):
+            if any(ex(label) for ex in excused):
                 continue
-            unused.append(f"{label}  ({grant.source})")
+            used = [r for r in requests if atom.allows(r)]
+            if not used:
+                unused.append(f"{label}  ({grant.source})")
+            elif not atom.rule.resource_names and all(r.name for r in used):
+                # Granted on every name, used on a few: resourceNames would do.
+                names = ", ".join(sorted({r.name for r in used}))
+                unused.append(f"{label} on any name, used only on {names}  ({grant.source})")
     denied = [(r, subject.denied[r]) for r in sorted(subject.denied)]
     return PrivilegeReport(subject.user, unused, denied, len(requests))
 
