@@ -34,16 +34,16 @@ def test_update_then_pass_then_a_readable_diff(
     pytester: pytest.Pytester, clean_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_controller=TEST)
-    written = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--snapshot-update")
+    written = pytester.runpytest("-p", "no:cacheprovider", "--snapshot-update")
     written.assert_outcomes(passed=1)
     snapshot = (pytester.path / "__snapshots__" / "test_controller.ambr").read_text()
     assert "  create replicasets.apps kube-system/coredns-66bc5c9577 201\n" in snapshot
     assert "  update deployments.apps/status bench-a/web 200\n" in snapshot
 
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
     monkeypatch.setenv("EXTRA_LIST", "1")
-    changed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    changed = pytester.runpytest("-p", "no:cacheprovider")
     changed.assert_outcomes(failed=1)
     out = changed.stdout.str()
     assert "+ list replicasets.apps kube-system/ 200" in out, out
