@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -135,10 +136,14 @@ def parse_time(value: str | None) -> datetime | None:
     """An aware UTC datetime from a MicroTime (``...:37.655912Z``) or a second-precision RFC 3339 string."""
     if not value:
         return None
-    if value[-1] == "Z":
+    if value[-1] == "Z" and _OLD_ISOFORMAT:
         value = value[:-1] + "+00:00"
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
+
+
+#: Python 3.10's fromisoformat takes no "Z" (3.11's does, and returns UTC for it).
+_OLD_ISOFORMAT = sys.version_info < (3, 11)
 
 
 @dataclass(frozen=True)
