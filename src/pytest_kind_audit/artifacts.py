@@ -69,7 +69,7 @@ def report_test(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.T
         return
     record = {"nodeid": item.nodeid, "outcome": item.stash.get(OUTCOME_KEY, report.outcome), "identity": own,
               "failure": dataclasses.asdict(found) if found else None,
-              "events": [dict(e.raw) for e in events]}  # fmt: skip
+              "events": [e.raw for e in events]}  # fmt: skip
     if html_report:
         _append_record(item, record)
     if pytest_html:

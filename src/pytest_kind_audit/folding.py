@@ -112,7 +112,7 @@ def section(
     requests = fold(events)
     title = f"kind-audit events ({len(requests)} requests, {len(events)} events in this test)"
     if verbosity >= 2:
-        return title, "\n".join(json.dumps(dict(e.raw), sort_keys=False) for e in events) or "(none)"
+        return title, "\n".join(json.dumps(e.raw, sort_keys=False) for e in events) or "(none)"
     rank = _ranks(marked)
     actors = group_by_actor(requests, own)
     lines = []
