@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from . import _commands
 from .exceptions import CommandError, ConfigError, EnvironmentNotReady
 from .kindconfig import Version, kubeadm_api
 from .nodes import docker_client, image_id_of, image_present, read_image_file
-from .ownership import state_dir
+from .ownership import RecordedCluster, state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -34,12 +34,14 @@ __all__ = [
     "KIND_DEFAULT_IMAGES",
     "Environment",
     "ImageReference",
+    "binary_identity",
     "check_environment",
     "check_kind_supports",
     "default_image",
     "find_default_images",
     "parse_image_reference",
     "parse_kind_version",
+    "recorded_environment",
 ]
 
 #: kind's default node image per release: the ``const Image`` of ``pkg/apis/config/defaults/image.go``
@@ -77,6 +79,8 @@ class Environment:
     cgroup_v1_host: bool
     #: The image the nodes boot from: ``image``, or kind's default reference, digest and all.
     node_image: str = ""
+    #: Set when all of this was read from the host record of a running cluster about to be reused.
+    recorded: RecordedCluster | None = field(default=None, compare=False, repr=False)
 
 
 def check_environment(kind_binary: str, image: str) -> Environment:
@@ -102,6 +106,32 @@ def check_environment(kind_binary: str, image: str) -> Environment:
     check_kind_supports(kind_version, kubernetes_version, node_image)
     cgroup_v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
     return Environment(found, kind_version, image, kubernetes_version, cgroup_v1, node_image=node_image)
+
+
+def recorded_environment(kind_binary: str, image: str, recorded: RecordedCluster) -> Environment | None:
+    """The environment a running cluster was created with, from its host record, when this run asks for the
+    same: the same kind binary, unchanged, and the same image option. No Docker call, no kind process, no
+    image look-up: a reused cluster needs none of them. None when anything differs (check in full)."""
+    fp = recorded.fingerprint
+    found = shutil.which(kind_binary)
+    kv, kube = fp.kind_version, fp.kubernetes_version
+    if not found or len(kv) != 3 or len(kube) != 3 or fp.image_option != image:
+        return None
+    try:
+        if binary_identity(found) != (fp.kind_binary, fp.kind_binary_id):
+            return None
+    except OSError:
+        return None
+    cgroup_v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    return Environment(found, (kv[0], kv[1], kv[2]), image, (kube[0], kube[1], kube[2]), cgroup_v1,
+                       node_image=fp.image, recorded=recorded)  # fmt: skip
+
+
+def binary_identity(path: str) -> tuple[str, str]:
+    """A binary's real path and ``size:mtime``: another or a rebuilt binary differs."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return real, f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def check_kind_supports(kind_version: Version, kubernetes_version: Version, image: str) -> None:

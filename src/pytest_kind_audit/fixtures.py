@@ -21,7 +21,7 @@ from .namespaces import fresh_namespace
 from .options import Settings
 from .ownership import Records
 from .policy import AuditPolicy
-from .provision import ClusterRequest, obtain_cluster
+from .provision import ClusterRequest, obtain_cluster, reusable_environment
 from .state import HUB_KEY, SETTINGS_KEY, WINDOW_KEY
 
 
@@ -52,7 +52,9 @@ def kind_audit_environment(kind_audit_settings: Settings) -> Environment:
     skips the tests that need the cluster, or fails them with --kind-audit-require."""
     s = kind_audit_settings
     try:
-        return check_environment(s.kind_binary, s.image)
+        # A cluster to reuse answers from its host record what a check would ask kind, Docker and the image.
+        recorded = reusable_environment(s.cluster_name, s.kind_binary, s.image) if s.reuse_cluster else None
+        return recorded or check_environment(s.kind_binary, s.image)
     except EnvironmentNotReady as exc:
         problem, fail = f"kind-audit: {exc}", s.require
     except ConfigError as exc:  # a kind too old for the image's Kubernetes: wrong, not missing

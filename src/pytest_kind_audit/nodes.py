@@ -1,8 +1,9 @@
-"""The one module that talks to Docker: the client, a cluster's node containers, files in a node or an
-image, the audit log read from inside the control-plane node, and thawing a node's frozen cgroups.
+"""The one module that talks to Docker (with engine.py, its few calls without the SDK): the client, a
+cluster's node containers, files in a node or an image, the audit log read from inside the control-plane
+node, and thawing a node's frozen cgroups.
 
-Nothing else imports the Docker SDK. Commands inside a node get their paths as arguments, never pasted
-into a shell string.
+Nothing else imports the Docker SDK, and only when a call needs it (importing it costs ~0.2 s). Commands
+inside a node get their paths as arguments, never pasted into a shell string.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .engine import Engine, EngineError
 from .exceptions import ClusterError, EnvironmentNotReady, LogStreamBroken
 from .follow import LogFollower
 from .kindconfig import AUDIT_LOG_PATH
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DockerLogSource",
     "LogStreamBroken",
+    "Node",
     "NodeShell",
     "ShellFiles",
     "cluster_containers",
@@ -39,6 +42,8 @@ __all__ = [
     "control_planes",
     "docker_client",
     "exec_output",
+    "inspect_node",
+    "node_exists",
     "read_file",
     "read_image_file",
     "thaw_frozen_cgroups",
@@ -89,12 +94,67 @@ def control_plane_name(cluster: str) -> str:
 
 def control_plane(client: docker.DockerClient, cluster: str) -> Container | None:
     """The control-plane container of ``cluster`` (any state), or None."""
+    return _container(client, control_plane_name(cluster))
+
+
+def _container(client: docker.DockerClient, name: str) -> Container | None:
     from docker.errors import NotFound
 
     try:
-        return client.containers.get(control_plane_name(cluster))
+        return client.containers.get(name)
     except NotFound:
         return None
+
+
+class Node:
+    """A node container known from the Engine API's inspect (``attrs``, ``id``, ``name``, ``labels``),
+    without the Docker SDK. Anything else (``exec_run``, ``get_archive``, ``put_archive``, ``client``, ...)
+    is the SDK's Container for it, fetched on first use: where a Container is expected, a Node does."""
+
+    def __init__(self, attrs: dict[str, Any]) -> None:
+        self.attrs = attrs
+        self.id: str = attrs["Id"]
+        self.name: str = str(attrs.get("Name", "")).lstrip("/")
+        self._container: Container | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.attrs.get("Config") or {}).get("Labels") or {})
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):  # never for the handle's own state (copy, pickle)
+            raise AttributeError(attr)
+        if self._container is None:
+            self._container = docker_client().containers.get(self.id)
+        return getattr(self._container, attr)
+
+
+def node_exists(name: str) -> bool:
+    """Whether a container of that name exists (False when Docker is not reachable)."""
+    engine = Engine.from_env()
+    try:
+        if engine is not None:
+            return engine.inspect(name) is not None
+        return _container(docker_client(), name) is not None
+    except Exception:
+        return False
+
+
+def inspect_node(name: str) -> Node | None:
+    """A node container by name through the Engine API (no SDK import), or None when there is none, when
+    Docker is not a local socket, or does not answer (the SDK's path then says why)."""
+    engine = Engine.from_env()
+    if engine is None:
+        return None
+    try:
+        attrs = engine.inspect(name)
+    except (EngineError, ValueError):
+        return None
+    return Node(attrs) if attrs is not None else None
 
 
 def cluster_containers(client: docker.DockerClient, cluster: str) -> list[Container]:
@@ -112,7 +172,7 @@ def name_of(container: Container) -> str:
     return container.name or container.short_id
 
 
-def bind_sources(container: Container) -> list[str]:
+def bind_sources(container: Container | Node) -> list[str]:
     """The host paths bind-mounted into a container (fixed at creation, visible in ``docker inspect``)."""
     return [m.get("Source", "") for m in container.attrs.get("Mounts") or [] if m.get("Type") == "bind"]
 
@@ -144,7 +204,7 @@ def read_file(container: Container, path: str) -> bytes | None:
         return None
 
 
-def api_server_url(container: Container) -> str | None:
+def api_server_url(container: Container | Node) -> str | None:
     """The API server's address as this host reaches it: kind publishes the node's 6443 on a host port."""
     ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
     bindings = ports.get("6443/tcp") or []
@@ -238,16 +298,23 @@ class NodeShell:
         self.container = container
         self.path = path
         self.timeout = timeout
-        self._socket: Any = None
+        self._socket: socket.socket | None = None
+        self._sdk_socket: Any = None  # the SDK's wrapper of the socket, when the SDK started the reader
         #: How many times the reader was started (1 for a healthy stream).
         self.starts = 0
 
     def _start(self) -> None:
-        api = self.container.client.api  # type: ignore[union-attr]
-        exec_id = api.exec_create(self.container.id, ["sh", "-c", _READER, READER_NAME, self.path],
-                                  stdin=True, stdout=True, stderr=False, tty=False)["Id"]  # fmt: skip
-        self._socket = api.exec_start(exec_id, socket=True)
-        self._socket._sock.settimeout(self.timeout)
+        argv = ["sh", "-c", _READER, READER_NAME, self.path]
+        engine = Engine.from_env(self.timeout)  # a daemon that hangs must not hang the assert
+        if engine is not None:  # the local socket, without importing the SDK
+            self._socket = engine.exec_stream(self.container.id or "", argv, timeout=self.timeout)
+        else:
+            api = self.container.client.api  # type: ignore[union-attr]
+            exec_id = api.exec_create(self.container.id, argv, stdin=True, stdout=True, stderr=False,
+                                      tty=False)["Id"]  # fmt: skip
+            self._sdk_socket = api.exec_start(exec_id, socket=True)
+            self._socket = self._sdk_socket._sock
+            self._socket.settimeout(self.timeout)
         self.starts += 1
 
     def ask(self, line: str) -> bytes:
@@ -265,7 +332,8 @@ class NodeShell:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _exchange(self, line: str) -> bytes:
-        sock = self._socket._sock
+        sock = self._socket
+        assert sock is not None
         sock.sendall(line.encode() + b"\n")
         out = bytearray()
         while not out.endswith(_END):
@@ -276,26 +344,41 @@ class NodeShell:
 
     def _why(self, exc: BaseException) -> str:
         try:
-            self.container.reload()
-            state = self.container.attrs.get("State") or {}
+            state = _node_state(self.container, self.timeout)
         except Exception as inner:
             return f"Docker does not answer ({first_line(inner)})"
         if state.get("Paused"):
             return "the node container is paused"
+        if state.get("Status") == "removed":
+            return "the node container was removed"
         if not state.get("Running"):
             return f"the node container is {state.get('Status', 'not running')} (exit code {state.get('ExitCode')})"
         return f"the reader in the node failed: {first_line(exc)}"
 
     def close(self) -> None:
         if self._socket is not None:
-            raw = self._socket._sock
             try:
-                raw.shutdown(socket.SHUT_RDWR)  # EOF on the shell's input: it exits
+                self._socket.shutdown(socket.SHUT_RDWR)  # EOF on the shell's input: it exits
             except OSError:
                 pass  # already gone
-            raw.close()
             self._socket.close()
             self._socket = None
+        if self._sdk_socket is not None:
+            self._sdk_socket.close()
+            self._sdk_socket = None
+
+
+def _node_state(container: Container, timeout: float) -> dict[str, Any]:
+    """The container's State as Docker has it now (the Engine API, else the SDK)."""
+    engine = Engine.from_env(timeout)
+    if engine is not None:
+        attrs = engine.inspect(container.id or "")
+        if attrs is None:
+            return {"Status": "removed"}
+    else:
+        container.reload()
+        attrs = container.attrs
+    return dict(attrs.get("State") or {})
 
 
 def _read_exactly(sock: Any, n: int) -> bytes:

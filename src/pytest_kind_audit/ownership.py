@@ -14,19 +14,39 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .nodes import NODE_DIR, bind_sources, control_planes, read_file, write_file
+from .kindconfig import POLICY_PATH
+from .nodes import (
+    NODE_DIR,
+    Node,
+    api_server_url,
+    bind_sources,
+    control_plane_name,
+    control_planes,
+    inspect_node,
+    read_file,
+    write_file,
+)
 
 if TYPE_CHECKING:
     from .nodes import DockerClient
     from .nodes import NodeContainer as Container
 
-__all__ = ["FINGERPRINT_PATH", "Fingerprint", "Records", "process_start", "read_fingerprint", "write_fingerprint"]
+__all__ = [
+    "FINGERPRINT_PATH",
+    "Fingerprint",
+    "RecordedCluster",
+    "Records",
+    "process_start",
+    "read_fingerprint",
+    "recorded_cluster",
+    "write_fingerprint",
+]
 
 FINGERPRINT_PATH = f"{NODE_DIR}/cluster.json"
 # What must be equal for a cluster to be reused.
@@ -61,6 +81,13 @@ class Fingerprint:
     owner_pid: int = field(default_factory=os.getpid)
     owner_start: str = field(default_factory=lambda: process_start(os.getpid()))
     plugin: str = "pytest-kind-audit"
+    # What the creating run found, so a reuse need not ask again (recorded_cluster): the kind binary (real
+    # path, and size:mtime to know it unchanged), its version, the image option and the nodes' Kubernetes.
+    kind_binary: str = ""
+    kind_binary_id: str = ""
+    kind_version: tuple[int, ...] = ()
+    image_option: str = ""
+    kubernetes_version: tuple[int, ...] = ()
 
     @staticmethod
     def policy_hash(policy_yaml: str) -> str:
@@ -75,7 +102,10 @@ class Fingerprint:
             data = json.loads(text)
             if data.get("plugin") != "pytest-kind-audit":
                 return None
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+            fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            for key in ("kind_version", "kubernetes_version"):  # JSON has lists
+                fields[key] = tuple(int(n) for n in fields.get(key) or ())
+            return cls(**fields)
         except (ValueError, TypeError, AttributeError):
             return None
 
@@ -107,10 +137,16 @@ def read_fingerprint(container: Container) -> Fingerprint | None:
     return Fingerprint.from_json(data) if data is not None else None
 
 
-def made_by(container: Container, workdir: Path) -> bool:
+def made_by(container: Container | Node, workdir: Path) -> bool:
     """Whether ``container`` was created with a bind mount from ``workdir``: true from the moment the
     container exists, so it proves who made a node even when creation was cut short."""
     return any(Path(source).is_relative_to(workdir) for source in bind_sources(container))
+
+
+def _has_audit_policy_mount(container: Container) -> bool:
+    """Every node this plugin creates has its audit policy bind-mounted, from the moment it exists."""
+    mounts = container.attrs.get("Mounts") or []
+    return any(m.get("Type") == "bind" and m.get("Destination") == POLICY_PATH for m in mounts)
 
 
 def state_dir() -> Path:
@@ -133,6 +169,12 @@ class Records:
         """The working directory of one run on one cluster: audit policy (bind-mounted into the node, so it
         must outlive a kept cluster), kind config, kubeconfigs. Removed with the cluster."""
         return self.dir / name / run_id
+
+    def get(self, name: str) -> Fingerprint | None:
+        try:
+            return Fingerprint.from_json(self.path(name).read_bytes())
+        except OSError:
+            return None
 
     def write(self, name: str, fingerprint: Fingerprint) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -169,9 +211,50 @@ def stale_clusters(client: DockerClient, records: Records) -> dict[str, str]:
         else:
             records.remove(name)  # nothing left of it
     for name, container in nodes.items():  # ours by their fingerprint, though the host record is gone
-        if name in stale or name in recorded:
-            continue
+        if name in stale or name in recorded or not _has_audit_policy_mount(container):
+            continue  # a node without our policy mount has no fingerprint to read (another tool's cluster)
         found = read_fingerprint(container)
         if found is not None and not found.keep and not found.owner_alive() and found.host == socket.gethostname():
             stale[name] = f"run {found.run_id} (pid {found.owner_pid}) ended without deleting it"
     return stale
+
+
+@dataclass(frozen=True)
+class RecordedCluster:
+    """A running cluster of this plugin's, known from its host record: what reusing it needs, without
+    asking kind, the image or the node itself."""
+
+    name: str
+    fingerprint: Fingerprint
+    #: Its control-plane node, from one inspect.
+    node: Node
+    #: The kubeconfig kind wrote when the recorded run created it (kind writes it once the cluster is up).
+    kubeconfig: Path
+
+
+def recorded_cluster(
+    name: str, records: Records, inspect: Callable[[str], Node | None] = inspect_node
+) -> RecordedCluster | None:
+    """The running cluster ``name`` as its host record has it, or None (then ask the node itself).
+
+    The record is believed only for the node it describes: one that runs, carries a bind mount from the
+    recorded run's working directory (made_by: that run created it, and wrote the node's fingerprint from
+    the same record), and whose published API server port is the one in that run's kubeconfig."""
+    fingerprint = records.get(name)
+    if fingerprint is None:
+        return None
+    node = inspect(control_plane_name(name))
+    if node is None:
+        return None
+    state = node.attrs.get("State") or {}
+    workdir = records.workdir(name, fingerprint.run_id)
+    if not state.get("Running") or state.get("Paused") or not made_by(node, workdir):
+        return None
+    kubeconfig = workdir / "kubeconfig"
+    server = api_server_url(node)
+    try:
+        if server is None or f"server: {server}\n" not in kubeconfig.read_text():
+            return None
+    except OSError:
+        return None
+    return RecordedCluster(name, fingerprint, node, kubeconfig)

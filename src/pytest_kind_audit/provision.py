@@ -6,18 +6,22 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from .cluster import WORKER_USER_PREFIX, AuditedCluster
 from .deletion import delete_cluster
-from .environment import Environment
+from .environment import Environment, binary_identity, recorded_environment
 from .exceptions import ClusterError
 from .hub import ClusterHub, HubState
 from .kindconfig import KindConfig
-from .nodes import control_plane, docker_client
-from .ownership import Fingerprint, Records, read_fingerprint, stale_clusters
+from .nodes import control_plane, control_plane_name, docker_client, node_exists
+from .ownership import Fingerprint, Records, read_fingerprint, recorded_cluster, stale_clusters
 from .policy import AuditPolicy
 
-__all__ = ["ClusterRequest", "finish_run", "obtain_cluster", "reap_stale"]
+if TYPE_CHECKING:
+    from .nodes import NodeContainer
+
+__all__ = ["ClusterRequest", "finish_run", "obtain_cluster", "reap_stale", "reusable_environment"]
 
 
 @dataclass(frozen=True)
@@ -34,16 +38,31 @@ class ClusterRequest:
     reuse: bool = False
 
     def fingerprint(self, hub: ClusterHub) -> Fingerprint:
+        env = self.environment
+        kind_binary, kind_binary_id = binary_identity(env.kind_binary)
         return Fingerprint(
             run_id=hub.run_id,
             policy_sha256=Fingerprint.policy_hash(self.policy.to_yaml()),
             # What the nodes boot from: kind's default is named too, so another kind's default mismatches.
-            image=self.environment.node_image or self.environment.image,
+            image=env.node_image or env.image,
             apiserver_args=dict(self.config.apiserver_args),
             keep=self.keep or self.reuse,
             owner_pid=hub.owner_pid,
             owner_start=hub.owner_start,
+            kind_binary=kind_binary,
+            kind_binary_id=kind_binary_id,
+            kind_version=env.kind_version,
+            image_option=env.image,
+            kubernetes_version=env.kubernetes_version,
         )
+
+
+def reusable_environment(name: str, kind_binary: str, image: str, records: Records | None = None) -> Environment | None:
+    """For --kind-audit-reuse-cluster: the environment of the running cluster ``name`` as its host record
+    has it, when it is one of ours and this run asks for the same kind and image; None otherwise (check the
+    environment in full). One inspect of its node, no kind process, no image look-up."""
+    recorded = recorded_cluster(name, records or Records())
+    return recorded_environment(kind_binary, image, recorded) if recorded is not None else None
 
 
 def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | None = None) -> AuditedCluster:
@@ -54,10 +73,10 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
 
     def make(state: HubState) -> AuditedCluster:
         state.name, state.workdir = request.name, str(workdir)
-        state.reaped, state.not_reaped = reap_stale(env.kind_binary, records)
         wanted = request.fingerprint(hub)
         if request.reuse:
-            existing = _existing_fingerprint(request.name)
+            recorded = env.recorded if env.recorded is not None and env.recorded.name == request.name else None
+            existing = recorded.fingerprint if recorded is not None else _existing_fingerprint(request.name)
             if existing is not None:
                 problems = existing.mismatches(wanted)
                 if problems:
@@ -67,9 +86,9 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
                         "--kind-audit-cluster-name"
                     )
                 state.reused = True
-                return AuditedCluster.attach(name=request.name, workdir=workdir, environment=env,
-                                             policy=request.policy, timeout=request.timeout,
-                                             skip_history=True)  # fmt: skip
+                return _attach(request, skip_history=True)
+        # Only a run that creates a cluster looks for what interrupted runs left (a reuse stays quick).
+        state.reaped, state.not_reaped = reap_stale(env.kind_binary, records)
         state.creations += 1
         cluster = AuditedCluster.create(name=request.name, config=request.config, policy=request.policy,
                                         workdir=workdir, environment=env, timeout=request.timeout,
@@ -78,8 +97,7 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
         return cluster
 
     def attach(state: HubState) -> AuditedCluster:
-        return AuditedCluster.attach(name=request.name, workdir=workdir, environment=env, policy=request.policy,
-                                     timeout=request.timeout, skip_history=state.reused, records=records)  # fmt: skip
+        return _attach(request, skip_history=state.reused, records=records)
 
     cluster = hub.get(make, attach)
     if hub.is_worker:
@@ -88,12 +106,27 @@ def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | 
     return cluster
 
 
+def _attach(request: ClusterRequest, *, skip_history: bool, records: Records | None = None) -> AuditedCluster:
+    """Attach to the running cluster: with what its host record already answers (its node as inspected,
+    the kubeconfig kind wrote for it) when the environment came from that record, else by reading the
+    node (AuditedCluster.attach)."""
+    env, recorded = request.environment, request.environment.recorded
+    if recorded is None or recorded.name != request.name:
+        return AuditedCluster.attach(name=request.name, workdir=request.workdir, environment=env,
+                                     policy=request.policy, timeout=request.timeout, skip_history=skip_history,
+                                     records=records)  # fmt: skip
+    request.workdir.mkdir(parents=True, exist_ok=True)
+    # A Node stands in for the SDK's Container: it answers id, name and attrs itself and fetches the
+    # Container for anything else (the log's reader needs none of it).
+    return AuditedCluster(request.name, kind_binary=env.kind_binary, kubeconfig=recorded.kubeconfig,
+                          policy=request.policy.for_kubernetes(env.kubernetes_version), timeout=request.timeout,
+                          created=False, skip_history=skip_history, records=records,
+                          container=cast("NodeContainer", recorded.node))  # fmt: skip
+
+
 def cluster_exists(name: str) -> bool:
     """Whether a kind cluster of that name runs here (False when Docker is not reachable)."""
-    try:
-        return control_plane(docker_client(), name) is not None
-    except Exception:
-        return False
+    return node_exists(control_plane_name(name))
 
 
 def _existing_fingerprint(name: str) -> Fingerprint | None:

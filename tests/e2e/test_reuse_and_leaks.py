@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 REUSE_SUITE = """
+import sys
 from pytest_kind_audit import assert_audited
 
 def test_run(audited_cluster):
@@ -29,6 +30,8 @@ def test_run(audited_cluster):
     assert_audited(verb="create", resource="namespaces", name="ns-{run}", count=1)
     # A reused cluster's session stream starts with this run: the first run's request is not in it.
     assert not audited_cluster.audit.events(verb="create", resource="namespaces", name="ns-first")[{index}:]
+    # A reuse answers from the cluster's host record and reads its log without the Docker SDK (0.2 s to import).
+    assert ("docker" in sys.modules) is {sdk}, sorted(m for m in sys.modules if m.startswith("docker"))
 """
 
 
@@ -37,7 +40,7 @@ def test_reuse_only_with_a_matching_audit_configuration(pytester: pytest.Pyteste
     name = "reuse-" + secrets.token_hex(3)
     args = ["--kind-audit-reuse-cluster", f"--kind-audit-cluster-name={name}", "-p", "no:cacheprovider"]
     try:
-        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="first", index=1))
+        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="first", index=1, sdk=True))
         t0 = time.monotonic()
         first = pytester.runpytest_subprocess(*args, timeout=900)
         fresh = time.monotonic() - t0
@@ -47,7 +50,7 @@ def test_reuse_only_with_a_matching_audit_configuration(pytester: pytest.Pyteste
                                     f"kind-audit: cluster kept; delete it with: * delete cluster --name {name}"])  # fmt: skip
         assert node_containers(name) == [f"{name}-control-plane"], "a reuse cluster outlives its run"
 
-        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="second", index=0))
+        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="second", index=0, sdk=False))
         t0 = time.monotonic()
         second = pytester.runpytest_subprocess(*args, timeout=900)
         reused = time.monotonic() - t0
