@@ -110,8 +110,9 @@ class Identity:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment for a subprocess that should act as this identity."""
-        return {"KUBECONFIG": str(self.kubeconfig)}
+        """Environment for a subprocess that should act as this identity (kubectl's cache beside its kubeconfig:
+        nothing under ~/.kube)."""
+        return {"KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": str(self.kubeconfig.parent / "kubectl-cache")}
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
         """kubectl as this identity (its own kubeconfig and cache; nothing under ~/.kube)."""

@@ -160,29 +160,42 @@ def derive_rbac(
         )
     found: dict[str, SubjectRbac] = {}
     seen: set[str] = set()
+    wanted_set = set(wanted)
     decided: set[tuple[str, str]] = set()
+    groups_seen: set[tuple[str, tuple[str, ...]]] = set()
+    # A log repeats the same requests: the URL is parsed once per distinct (verb, URL, objectRef).
+    requests: dict[tuple[str, str, object], Request | None] = {}
     for e in events:
         user = e.effective_user
-        if user.username:
-            seen.add(user.username)
-        if user.username not in wanted:
+        name = user.username
+        if name not in wanted_set:
+            if name:
+                seen.add(name)
             continue
-        s = found.get(user.username)
+        s = found.get(name)
         if s is None:
-            s = found[user.username] = SubjectRbac(user.username, ())
-        s.groups = _union(s.groups, user.groups)
-        request = request_of(e)
-        decision, assumed = _decision(e)
-        key = (user.username, e.audit_id or str(id(e)))
-        if request is None or key in decided:
+            s = found[name] = SubjectRbac(name, ())
+        if (name, user.groups) not in groups_seen:
+            groups_seen.add((name, user.groups))
+            s.groups = _union(s.groups, user.groups)
+        if e.stage == "RequestReceived":
+            continue  # no decision yet: a later stage of the same request has it
+        key = (name, e.audit_id or str(id(e)))
+        if key in decided:
             continue
+        decision, assumed = _decision(e)
         if decision is None:
-            if e.stage != "RequestReceived":
-                s.undecided += 1
+            s.undecided += 1
+            continue
+        ref = e.object_ref
+        cache_key = (e.verb, e.request_uri, ref)
+        request = requests[cache_key] if cache_key in requests else requests.setdefault(cache_key, request_of(e))
+        if request is None:
             continue
         decided.add(key)
         s.assumed_from_code += assumed
         (s.allowed if decision == "allow" else s.denied).setdefault(request, []).append(e)
+    seen.update(found)
     missing = [u for u in wanted if u not in found]
     if missing:
         did = ", ".join(sorted(seen)[:20]) or "nobody"

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import pytest
+from tests.unit.test_readme import readme_block
 
 from pytest_kind_audit import AuditedCluster, assert_audited, assert_not_audited
 from pytest_kind_audit.identities import HOUSEKEEPING_USER, Identity
@@ -149,3 +150,7 @@ def test_derived_rbac_is_exact_and_checked_by_the_authorizer(audited_cluster: Au
             audited_cluster.assert_least_privilege(less_sa, [reduced], events=short)
         verb, resource = missing["verbs"][0], missing["resources"][0]
         assert f"attempted and denied (1):\n  {verb} {resource}" in str(denied.value)
+
+
+# The README's example is a test of this module, run as written against the session's cluster.
+exec(compile(readme_block("## Least privilege: identities"), "README.md", "exec"))
