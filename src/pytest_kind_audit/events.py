@@ -151,10 +151,11 @@ class AuditEvent:
     """One audit.k8s.io/v1 Event. Field names follow the API in snake_case; ``raw`` is the event's JSON as a
     plain dict, ``raw_line`` the log line it was parsed from (bytes; None for an EventList item or a dict).
 
-    Parsed events build ``user``, ``impersonated_user``, ``object_ref``, ``response_status``, the two
-    timestamps and ``raw`` on first read (see ``_Lazy``): a session parses every event but a query reads a
-    few fields of each, and building these objects cost more than decoding the line. Reading them is
-    reading a field: same values, types, equality, hash and repr as if built eagerly."""
+    Parsed events build ``impersonated_user``, ``source_ips``, ``object_ref``, ``response_status``, the two
+    timestamps and ``raw`` on first read (see ``_Lazy``; ``user`` is one shared object per identity): a
+    session parses every event but a query reads a few fields of each, and building them all cost more than
+    decoding the line. Reading one is reading a field: the same values, types, equality and repr as if built
+    at once, frozen before and after."""
 
     level: str
     audit_id: str
@@ -336,7 +337,7 @@ class _Lazy:
 
 
 def _stage_timestamp(event: AuditEvent, source: str | bool | None) -> datetime | None:
-    # True: the stage timestamp is the received one (as in most events): one datetime for both.
+    # True: the stage timestamp is the received one (RequestReceived, v1beta1): one datetime for both.
     return event.request_received_timestamp if source is True else parse_time(source)  # type: ignore[arg-type]
 
 
