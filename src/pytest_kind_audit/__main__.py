@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def _read_events(paths: Sequence[str]) -> list[AuditEvent]:
             if data[:2] == b"\x1f\x8b":
                 data = gzip.decompress(data)
             events += parse_text(data.decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
             raise KindAuditError(f"cannot read audit events from {name}: {exc}") from None
     return events
 
@@ -57,7 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KindAuditError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(plan.to_yaml())
+    try:
+        sys.stdout.write(plan.to_yaml())
+        sys.stdout.flush()
+    except BrokenPipeError:  # piped into head: the reader has what it wanted
+        sys.stderr.close()
     return 0
 
 

@@ -20,7 +20,7 @@ from .hub import ClusterHub
 from .log import AuditWindow
 from .nodes import DockerLogSource, control_plane, docker_client
 from .options import Settings
-from .report import build_html, counts, extra_html, save_log, shown_test
+from .report import build_html, counts, extra_html, redact_secrets, save_log, shown_test
 from .state import HUB_KEY, OUTCOME_KEY, SETTINGS_KEY
 
 #: The failed assert that failed the test (from the phase that failed), for the teardown's reports.
@@ -57,7 +57,9 @@ def report_test(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.T
     marked, query = (found.audit_ids, found.query) if found else ((), "")
     if report.failed:
         verbosity = int(config.option.verbose)
-        title, text = section(events, own, verbosity=verbosity, marked=marked, query=query)
+        # -vv shows raw events; the failure text reaches JUnit XML and pytest-html: Secret data as the report has it
+        redact = None if config.stash[SETTINGS_KEY].html_secrets else redact_secrets
+        title, text = section(events, own, verbosity=verbosity, marked=marked, query=query, redact=redact)
         # A section of the traceback's repr is part of the failure text, which JUnit XML keeps (report sections
         # never reach it); a failure without a traceback (pytest.fail(pytrace=False)) gets a report section.
         addsection = getattr(report.longrepr, "addsection", None)
@@ -119,15 +121,27 @@ def write_artifacts(hub: ClusterHub, cluster_name: str, settings: Settings) -> l
             lines.append(f"kind-audit: saved {len(events)} audit events to {path} (mode 0600)")
             lines += counts(events)
     if settings.html is not None:
-        tests = []
-        for file in sorted((hub.state_dir / "html").glob("*.jsonl")):
-            tests += [json.loads(line) for line in file.read_text().splitlines() if line]
-        tests.sort(key=lambda t: t["nodeid"])
-        page = build_html(tests, title=f"kind-audit: audit events of {len(tests)} tests on {cluster_name}",
-                          show_secrets=settings.html_secrets)  # fmt: skip
-        save_log(page.encode(), Path(settings.html))
-        secrets = "shown" if settings.html_secrets else "redacted"
-        lines.append(
-            f"kind-audit: HTML report of {len(tests)} tests written to {settings.html} (Secret data {secrets})"
-        )
+        try:
+            lines.append(_write_html(hub, cluster_name, settings, Path(settings.html)))
+        except Exception as exc:  # the run's result, and the cluster's deletion, matter more than a report
+            lines.append(f"kind-audit: could not write the HTML report: {exc}")
     return lines
+
+
+def _write_html(hub: ClusterHub, cluster_name: str, settings: Settings, path: Path) -> str:
+    tests: list[dict[str, Any]] = []
+    torn = 0
+    for file in sorted((hub.state_dir / "html").glob("*.jsonl")):
+        for line in file.read_text(errors="replace").splitlines():
+            try:
+                if line:
+                    tests.append(json.loads(line))
+            except ValueError:  # a worker killed while writing its last record
+                torn += 1
+    tests.sort(key=lambda t: t["nodeid"])
+    page = build_html(tests, title=f"kind-audit: audit events of {len(tests)} tests on {cluster_name}",
+                      show_secrets=settings.html_secrets)  # fmt: skip
+    save_log(page.encode(), path)
+    secrets = "shown" if settings.html_secrets else "redacted"
+    skipped = f", {torn} torn records skipped" if torn else ""
+    return f"kind-audit: HTML report of {len(tests)} tests written to {path} (Secret data {secrets}{skipped})"

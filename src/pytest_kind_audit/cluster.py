@@ -275,7 +275,9 @@ class AuditedCluster:
 
     def _observed(self, events: Iterable[AuditEvent] | None) -> Iterable[AuditEvent]:
         if events is not None:
-            return events.all() if isinstance(events, AuditWindow | AuditLog) else events
+            # a window, the session log or a namespace view: their events after a poll; else as given
+            all_events = getattr(events, "all", None)
+            return all_events() if callable(all_events) else events
         try:
             return current_window().all()
         except NoAuditWindow:

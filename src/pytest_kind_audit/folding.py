@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .events import AuditEvent
 
@@ -104,15 +105,18 @@ def section(
     verbosity: int = 0,
     marked: Sequence[str] = (),
     query: str = "",
+    redact: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
 ) -> tuple[str, str]:
     """The title and text of a failed test's terminal section. The test's own requests one line each;
     every other actor one line ("12 requests by system:kube-controller-manager"), its requests listed
     under it with -v; -vv: every event as the API server wrote it. ``marked`` are the audit IDs a failed
-    assert named (``query``): their lines end with ``<- 1``, ``<- 2``, ... in the assert's order."""
+    assert named (``query``): their lines end with ``<- 1``, ``<- 2``, ... in the assert's order. ``redact``
+    rewrites the raw events -vv shows (Secret data)."""
     requests = fold(events)
     title = f"kind-audit events ({len(requests)} requests, {len(events)} events in this test)"
     if verbosity >= 2:
-        return title, "\n".join(json.dumps(e.raw, sort_keys=False) for e in events) or "(none)"
+        shown = (redact(e.raw) if redact else e.raw for e in events)
+        return title, "\n".join(json.dumps(raw, sort_keys=False) for raw in shown) or "(none)"
     rank = _ranks(marked)
     actors = group_by_actor(requests, own)
     lines = []
@@ -142,7 +146,8 @@ def _ranks(audit_ids: Iterable[str]) -> dict[str, int]:
     """1, 2, ... in the failed assert's order; a request it names twice (two of its stages) keeps its first."""
     rank: dict[str, int] = {}
     for audit_id in audit_ids:
-        rank.setdefault(audit_id, len(rank) + 1)
+        if audit_id:  # an event without an ID names no request
+            rank.setdefault(audit_id, len(rank) + 1)
     return rank
 
 

@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .query import AuditQuery
@@ -73,6 +74,9 @@ class TrailStep:
         return self.verb, self.resource, self.namespace, self.name
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 class Trail(str):
     """A normalized trail: its text is one step per line (what syrupy stores and diffs, and what a plain
     ``==`` compares); ``steps`` holds the records."""
@@ -87,6 +91,10 @@ class Trail(str):
 
     def lines(self) -> list[str]:
         return [s.line() for s in self.steps]
+
+    def __getnewargs__(self) -> tuple[tuple[TrailStep, ...]]:  # type: ignore[override]
+        # copy, deepcopy and pickle call __new__ with these: the steps, not the text
+        return (self.steps,)
 
 
 def audit_trail(
@@ -111,7 +119,8 @@ def audit_trail(
         seen = last.get(key)
         if seen is None or _rank(event) >= _rank(seen):
             last[key] = event
-    received = sorted(last.values(), key=_received_at)  # sorted() is stable: log order breaks ties
+    # sorted() is stable: log order breaks ties; an event without timestamps keeps its place after the others
+    received = sorted(last.values(), key=lambda e: (_received_at(e) is None, _received_at(e) or _EPOCH))
     steps = _collapse([_step(e, namespaces or {}) for e in received])
     if not ordered:
         steps = sorted(set(steps), key=_sort_key)
@@ -142,7 +151,8 @@ def window_trail(
     wait = window.timeout if timeout is None else timeout
     deadline = time.monotonic() + wait
     while True:
-        events = [e for e in window.all() if window.body_start is None or _received_at(e) >= window.body_start]
+        start = window.body_start
+        events = [e for e in window.all() if start is None or (_received_at(e) or start) >= start]
         trail = audit_trail(events, user=user, namespaces=namespaces, ordered=ordered)
         if all(s.code is not None for s in trail.steps) or time.monotonic() >= deadline:
             return trail

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -32,9 +32,6 @@ from .rbac import (
     service_account_user,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["HOUSEKEEPING_USER", "Housekeeper", "Identity"]
 
 #: The plugin's own admin identity for setting up identities and asking the authorizer; left out of windows.
@@ -42,17 +39,21 @@ HOUSEKEEPING_USER = "kind-audit-housekeeping"
 TOKEN_SECONDS = 3600
 
 
+def kubectl(kubeconfig: Path, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
+    """kubectl with ``kubeconfig`` and a discovery cache beside it: nothing under ~/.kube."""
+    cache = str(kubeconfig.parent / "kubectl-cache")
+    argv = [shutil.which("kubectl") or "kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", cache, *args]
+    return _commands.run(argv, input=input, timeout=timeout, check=check).stdout
+
+
 class Housekeeper:
     """kubectl as the housekeeping identity (a cluster admin by client certificate)."""
 
     def __init__(self, kubeconfig: Path) -> None:
         self.kubeconfig = kubeconfig
-        self._kubectl = shutil.which("kubectl") or "kubectl"
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        cache = str(self.kubeconfig.parent / "kubectl-cache")
-        argv = [self._kubectl, "--kubeconfig", str(self.kubeconfig), "--cache-dir", cache, *args]
-        return _commands.run(argv, input=input, timeout=120, check=check).stdout
+        return kubectl(self.kubeconfig, *args, input=input, check=check)
 
     def apply(self, docs: Sequence[Mapping[str, Any]]) -> None:
         if docs:
@@ -116,9 +117,7 @@ class Identity:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
         """kubectl as this identity (its own kubeconfig and cache; nothing under ~/.kube)."""
-        cache = str(self.kubeconfig.parent / "kubectl-cache")
-        argv = [shutil.which("kubectl") or "kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", cache, *args]
-        return _commands.run(argv, input=input, timeout=timeout, check=check).stdout
+        return kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
     def bind(self, *roles: Mapping[str, Any] | str | Path, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Create the given Roles and ClusterRoles (dicts or YAML files) and bind each to this identity (a Role
@@ -180,16 +179,25 @@ def _probes(doc: Mapping[str, Any]) -> list[Request]:
 
 
 def wait_until_allowed(
-    housekeeper: Housekeeper, user: str, groups: Sequence[str], requests: Sequence[Request], timeout: float
-) -> None:
-    """Poll the authorizer until every request is allowed (its RBAC cache sees new bindings moments later)."""
+    housekeeper: Housekeeper,
+    user: str,
+    groups: Sequence[str],
+    requests: Sequence[Request],
+    timeout: float,
+    *,
+    raise_on_timeout: bool = True,
+) -> list[bool]:
+    """Poll the authorizer until every request is allowed (its RBAC cache sees new bindings moments later);
+    the last answers, or ClusterError at the timeout when ``raise_on_timeout``."""
     deadline = time.monotonic() + timeout
     pause = 0.05
     while True:
         allowed = housekeeper.reviews(user, groups, requests)
         if all(allowed):
-            return
+            return allowed
         if time.monotonic() > deadline:
+            if not raise_on_timeout:
+                return allowed
             missing = [r.describe() for r, ok in zip(requests, allowed, strict=True) if not ok]
             raise ClusterError(f"the authorizer still denies {user} after {timeout:.0f}s: {', '.join(missing)}")
         time.sleep(pause)

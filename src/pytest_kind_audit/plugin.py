@@ -88,9 +88,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     s = config.stash[SETTINGS_KEY]
     state = hub.read()
-    if state.status == "ready":  # artifacts first: the cluster may be deleted next
-        config.stash[ARTIFACTS_KEY] = write_artifacts(hub, state.name, s)
-    finished = finish_run(hub, s.kind_binary, keep=s.keep_cluster or s.reuse_cluster)
+    try:
+        if state.status == "ready":  # artifacts first: the cluster may be deleted next
+            config.stash[ARTIFACTS_KEY] = write_artifacts(hub, state.name, s)
+    finally:  # whatever happened to the artifacts, the cluster is deleted
+        finished = finish_run(hub, s.kind_binary, keep=s.keep_cluster or s.reuse_cluster)
     config.stash[FINISHED_KEY] = finished
     if _teardown_failed(finished) and session.exitstatus == pytest.ExitCode.OK:
         # All tests passed, but a cluster is left behind: the run must not look clean.

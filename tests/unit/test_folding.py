@@ -133,3 +133,18 @@ def test_a_failed_assert_carries_its_query_and_the_events_it_names(tmp_path: Pat
     wrapped.__cause__ = caught.value
     assert failed_query(wrapped) == failed_query(caught.value) is not None, "found through the exception chain"
     assert failed_query(AssertionError("plain")) is None
+
+
+def test_events_without_an_audit_id_are_never_marked_and_vv_redacts_when_asked() -> None:
+    from pytest_kind_audit.report import REDACTED, redact_secrets
+
+    secret = AuditEvent.from_json({"verb": "create", "stage": "ResponseComplete", "user": {"username": OWN},
+                                   "objectRef": {"resource": "secrets", "namespace": "n", "name": "s"},
+                                   "requestObject": {"kind": "Secret", "data": {"k": "c2VjcmV0"}},
+                                   "responseStatus": {"code": 201}})  # fmt: skip
+    _, text = section([secret, *window()], OWN, marked=["", window()[0].audit_id], query="verb='x'")
+    assert not any(line.endswith("<- 1") and "secrets" in line for line in text.splitlines())
+    _, raw = section([secret], OWN, verbosity=2)
+    assert "c2VjcmV0" in raw
+    _, redacted = section([secret], OWN, verbosity=2, redact=redact_secrets)
+    assert "c2VjcmV0" not in redacted and REDACTED in redacted

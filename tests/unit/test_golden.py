@@ -172,3 +172,18 @@ def test_in_namespace_scopes_events_and_asserts(tmp_path: Path) -> None:
         scoped.assert_audited(verb="create", resource="deployments", name="web")  # it is in bench-a
     assert "searched:" in str(failed.value)
     window.in_namespace("bench-a").assert_audited(verb="create", resource="deployments", name="web", count=1)
+
+
+def test_a_trail_survives_copy_and_pickle_and_events_without_timestamps() -> None:
+    import copy
+    import pickle
+
+    trail = audit_trail(recorded(), user=DEPLOYMENTS)
+    for clone in (copy.copy(trail), copy.deepcopy(trail), pickle.loads(pickle.dumps(trail))):
+        assert clone == trail and clone.steps == trail.steps and isinstance(clone, Trail)
+    undated = AuditEvent.from_json({"verb": "get", "stage": "ResponseComplete", "auditID": "x",
+                                    "user": {"username": ADMIN}, "requestURI": "/api/v1/namespaces/n/pods/p",
+                                    "objectRef": {"resource": "pods", "namespace": "n", "name": "p"},
+                                    "responseStatus": {"code": 200}})  # fmt: skip
+    dated = next(e for e in recorded() if e.username == ADMIN and e.stage == "ResponseComplete" and e.object_ref)
+    assert audit_trail([undated, dated], user=ADMIN).lines()[-1] == "get pods n/p 200"  # last, not a TypeError

@@ -52,7 +52,10 @@ def test_setup_is_the_namespaces_own_requests_between_start_and_ready_and_after_
     assert all(e.namespace == "bench-a" or (e.resource == "namespaces" and e.name in ("bench-a", "")) for e in setup)
     assert not namespace.is_setup(first_test_request)
     # Another namespace created meanwhile by someone else is not this one's setup.
-    other = dataclasses.replace(created, user=dataclasses.replace(created.user, username="someone"), object_ref=None)
+    assert created.object_ref is not None
+    nameless = dataclasses.replace(created, object_ref=dataclasses.replace(created.object_ref, name=""))
+    assert namespace.is_setup(nameless)  # the create's first stage, before the name is known
+    other = dataclasses.replace(nameless, user=dataclasses.replace(created.user, username="someone"))
     assert not namespace.is_setup(other)
 
     deleted = next(e for e in events if e.verb == "delete" and e.resource == "namespaces" and e.name == "bench-a")

@@ -250,3 +250,16 @@ def test_the_command_prints_apply_ready_yaml(capsys: pytest.CaptureFixture[str],
     notrbac.write_text("kind: Pod\napiVersion: v1\nmetadata: {name: p}\n")
     assert main(["rbac", str(log), "--user", "bob", "--bindings", str(notrbac)]) == 2
     assert "b.yaml document 1 is not an RBAC object" in capsys.readouterr().err
+
+
+def test_the_command_reads_gzip_and_says_one_line_for_a_cut_off_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    whole = gzip.compress((DATA / "liggitt-audit2rbac-demo-head-v1-relabelled.jsonl").read_bytes())
+    (tmp_path / "log.gz").write_bytes(whole)
+    assert main(["rbac", str(tmp_path / "log.gz"), "--user", "bob"]) == 0
+    assert "kind: Role" in capsys.readouterr().out
+    (tmp_path / "cut.gz").write_bytes(whole[: len(whole) // 2])
+    assert main(["rbac", str(tmp_path / "cut.gz"), "--user", "bob"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read audit events from ") and err.count("\n") == 1
