@@ -23,7 +23,7 @@ Memory (tracemalloc, one pass per variant over one copy of each recorded log, it
 bytes objects as a reader hands them over; tracing all N events would take longer than the timing): "held" is
 what the results keep alive per event once the input list is dropped (typed events keep their line's bytes,
 ``raw_line``, from which ``raw`` is decoded when read, so those count for typed), "peak" the most traced at any
-moment, the input lines included.
+moment, the input lines included, "held after reads" the typed events' held once the first reads are done.
 
 Run: python bench/bench_parse.py [N] [--repeat R] [--json FILE]   (N events per input, default 100000)
 """
@@ -119,8 +119,9 @@ def paired_run(loads: Loads, lines: list[bytes], rep: int) -> tuple[float, float
     return seconds["bare"], seconds["typed"], seconds["reads"]
 
 
-def memory(fn: Callable[[Loads, list[bytes]], list[Any]], loads: Loads, lines: list[bytes]) -> tuple[float, float]:
-    """(held, peak) bytes per event, from the lines as read (fresh bytes objects) to the results alone."""
+def memory(fn: Callable[[Loads, list[bytes]], list[Any]], loads: Loads, lines: list[bytes]) -> tuple[float, ...]:
+    """(held, peak, held once every lazy field was read) bytes per event, from the lines as read (fresh bytes
+    objects) to the results alone; the last is the held for bare."""
     gc.collect()
     tracemalloc.start()
     chunk = [bytes(memoryview(line)) for line in lines]  # fresh objects, as read from a file
@@ -128,9 +129,13 @@ def memory(fn: Callable[[Loads, list[bytes]], list[Any]], loads: Loads, lines: l
     peak = tracemalloc.get_traced_memory()[1]
     del chunk  # the reader drops its chunk; typed events keep their own line
     held = tracemalloc.get_traced_memory()[0]
+    if fn is typed:
+        for event in result:
+            first_reads(event)
+    read = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     del result
-    return held / len(lines), peak / len(lines)
+    return held / len(lines), peak / len(lines), read / len(lines)
 
 
 def main() -> None:
@@ -176,7 +181,7 @@ def main() -> None:
           "memory: tracemalloc over the recorded logs once")  # fmt: skip
     header = (f"{'level':15} {'decoder':7} {'lines':>5} {'B/line':>6} {'bare ev/s':>10} {'typed ev/s':>10} "
               f"{'typed/bare':>10} {'+reads/bare':>11}  {'held B/ev bare':>14} {'typed':>6} {'ratio':>5}  "
-              f"{'peak B/ev bare':>14} {'typed':>6} {'ratio':>5}")  # fmt: skip
+              f"{'peak B/ev bare':>14} {'typed':>6} {'ratio':>5}  {'held after reads':>16}")  # fmt: skip
     print(header)
     print("-" * len(header))
     rows = []
@@ -185,7 +190,7 @@ def main() -> None:
         t = times[level, name]
         ratio = statistics.median(b / ty for b, ty in zip(t["bare"], t["typed"], strict=True))
         with_reads = statistics.median(b / (ty + r) for b, ty, r in zip(t["bare"], t["typed"], t["reads"], strict=True))
-        (held_b, peak_b), (held_t, peak_t) = mem[(level, name), "bare"], mem[(level, name), "typed"]
+        (held_b, peak_b, _), (held_t, peak_t, read_t) = mem[(level, name), "bare"], mem[(level, name), "typed"]
         row = {
             "level": level,
             "decoder": name,
@@ -195,14 +200,15 @@ def main() -> None:
             "typed_events_per_s": n / statistics.median(t["typed"]),
             "typed_over_bare": ratio,
             "typed_with_first_reads_over_bare": with_reads,
-            "held_bytes_per_event": {"bare": held_b, "typed": held_t},
+            "held_bytes_per_event": {"bare": held_b, "typed": held_t, "typed_after_first_reads": read_t},
             "peak_bytes_per_event": {"bare": peak_b, "typed": peak_t},
         }
         rows.append(row)
         flag = "" if ratio >= GOAL else f"  below the {GOAL}x goal"
         print(f"{level:15} {name:7} {len(pool):5} {row['mean_line_bytes']:6.0f} {row['bare_events_per_s']:10,.0f} "
               f"{row['typed_events_per_s']:10,.0f} {ratio:9.2f}x {with_reads:10.2f}x  {held_b:14,.0f} {held_t:6,.0f} "
-              f"{held_t / held_b:5.2f}  {peak_b:14,.0f} {peak_t:6,.0f} {peak_t / peak_b:5.2f}{flag}")  # fmt: skip
+              f"{held_t / held_b:5.2f}  {peak_b:14,.0f} {peak_t:6,.0f} {peak_t / peak_b:5.2f}  "
+              f"{read_t:16,.0f}{flag}")  # fmt: skip
     if args.json:
         info = {"n": n, "repeat": repeat, "gc_on": gc_on, "python": sys.version.split()[0]}
         args.json.write_text(json.dumps({**info, "rows": rows}, indent=1) + "\n")
