@@ -5,6 +5,8 @@
    `kind delete cluster`, alternating, medians over the pairs.
 2. Reused cluster: a one-test `pytest --kind-audit-reuse-cluster` run against a bare `pytest --co` of the
    same file, alternating, medians.
+3. Where a fresh run's time goes: one more fresh run with a conftest.py that times each stage (not part of
+   the pairs above, whose runs carry no instrumentation).
 
 Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-2 python bench/bench_create.py [PAIRS]
 """
@@ -24,6 +26,43 @@ from pytest_kind_audit import AuditPolicy, KindConfig, check_environment
 from pytest_kind_audit.deletion import delete_cluster
 
 ONE_TEST = "def test_one(audited_cluster):\n    audited_cluster.kubectl('get', 'namespaces')\n"
+
+# Wraps the plugin's stages with timers; each line of the log is "<stage> <start> <seconds>".
+STAGES_CONFTEST = """
+import os, time
+from pytest_kind_audit import _commands, cluster, fixtures, plugin, provision
+
+LOG = os.environ["BENCH_STAGES_LOG"]
+
+def note(stage, start):
+    with open(LOG, "a") as f:
+        f.write(f"{stage.replace(' ', '_')} {start} {time.time() - start}\\n")
+
+note("startup", float(os.environ["BENCH_STARTED"]))
+
+def timed(owner, attr, stage=None):
+    inner = getattr(owner, attr)
+    def wrapper(*args, **kwargs):
+        start = time.time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            label = stage or attr
+            if stage == "command":
+                argv = args[0]
+                base = os.path.basename(argv[0])
+                label = base if base == "kubectl" else " ".join([base, *argv[1:3]])
+            note(label, start)
+    setattr(owner, attr, wrapper)
+
+timed(_commands, "run", "command")
+timed(fixtures, "check_environment")
+timed(provision, "reap_stale")
+timed(cluster, "write_fingerprint")
+timed(cluster.AuditedCluster, "wait_for_audit_log")
+timed(fixtures, "obtain_cluster")
+timed(plugin, "finish_run")
+"""
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -95,6 +134,31 @@ def main(pairs: int) -> None:
             )
         finally:
             print(f"  {name}: {delete_cluster(kind, name).describe()}")
+        stages(work, kind, run_env)
+
+
+def stages(work: Path, kind: str, run_env: dict[str, str]) -> None:
+    """One instrumented fresh run: each stage's seconds, and what is left besides kind and kubectl."""
+    staged = work / "staged"
+    staged.mkdir()
+    (staged / "test_one.py").write_text(ONE_TEST)
+    (staged / "conftest.py").write_text(STAGES_CONFTEST)
+    log = staged / "stages.log"
+    name = "bs-" + secrets.token_hex(3)
+    started = time.time()
+    env = {**run_env, "BENCH_STAGES_LOG": str(log), "BENCH_STARTED": repr(started)}
+    try:
+        total = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--kind-audit-require",
+                       f"--kind-audit-cluster-name={name}", "test_one.py"], staged, env)  # fmt: skip
+    finally:
+        delete_cluster(kind, name)
+    rows = [line.split() for line in log.read_text().splitlines()]
+    print(f"one instrumented fresh run, {total:.2f}s (stages nest: obtain_cluster holds kind create):")
+    for stage, start, seconds in rows:
+        print(f"  {stage:<28} at {float(start) - started:6.2f}s  {float(seconds):6.2f}s")
+    kind_and_test = sum(float(s) for stage, _, s in rows if stage.split("_")[0] in ("kind", "kubectl")
+                        and "version" not in stage)  # fmt: skip
+    print(f"  besides kind create/delete and the test's kubectl: {total - kind_and_test:.2f}s")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""The few Docker Engine API calls that hot paths need, over the daemon's Unix socket with the standard
-library only: inspecting a container, and an exec's raw stream (the audit log's reader shell).
+"""The Docker Engine API calls that a run makes every time, over the daemon's Unix socket with the
+standard library only: ping, an image's id, listing and inspecting containers, a file in or out of one as a
+tar archive, and an exec's raw stream (the audit log's reader shell).
 
 Why not the Docker SDK: importing it (requests, urllib3, ...) costs about 0.2 s, as much as the rest of a
-one-test run on a reused cluster. Everything else still goes through the SDK in nodes.py, which with this
-module is all that talks to Docker. Only a local daemon (``DOCKER_HOST`` unset or ``unix://``) is spoken to
-here; for any other ``DOCKER_HOST`` (TCP, TLS, SSH) ``Engine.from_env()`` is None and the SDK does it all.
+one-test run on a reused cluster. What is rarer (exec with output, creating and removing containers) still
+goes through the SDK in nodes.py, which with this module is all that talks to Docker. Only a local daemon
+(``DOCKER_HOST`` unset or ``unix://``) is spoken to here; for any other ``DOCKER_HOST`` (TCP, TLS, SSH)
+``Engine.from_env()`` is None and the SDK does it all.
 """
 
 from __future__ import annotations
@@ -56,10 +58,12 @@ class Engine:
             raise EngineError(f"cannot connect to the Docker daemon at unix://{self.path}: {why}") from None
         return sock
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
-        """One call as HTTP/1.0 (no keep-alive, no chunked body): its status and body."""
-        data = b"" if body is None else json.dumps(body).encode()
-        head = f"{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
+    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> tuple[int, bytes]:
+        """One call as HTTP/1.0 (no keep-alive, no chunked body): its status and body. ``body`` is sent as
+        JSON, ``raw`` as a tar archive."""
+        data = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
+        kind = "application/x-tar" if raw is not None else "application/json"
+        head = f"{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: {kind}\r\n"
         sock = self._connect()
         try:
             sock.sendall(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
@@ -72,6 +76,45 @@ class Engine:
             sock.close()
         status, _, payload = _split_response(b"".join(chunks))
         return status, payload
+
+    def ping(self) -> None:
+        status, payload = self.request("GET", "/_ping")
+        if status != 200:
+            raise EngineError(f"the Docker daemon answered its ping with {_message(payload, status)}", status)
+
+    def image_id(self, name: str) -> str | None:
+        """The id of a local image (by reference or id), or None when it is not here."""
+        status, payload = self.request("GET", f"/images/{quote(name, safe='/:')}/json")
+        if status == 404:
+            return None
+        if status != 200:
+            raise EngineError(f"inspecting image {name}: {_message(payload, status)}", status)
+        return str(json.loads(payload)["Id"])
+
+    def containers(self, label: str) -> list[dict[str, Any]]:
+        """``docker ps -a --filter label=...``: the summaries of every container with that label, any state."""
+        filters = quote(json.dumps({"label": [label]}), safe="")
+        status, payload = self.request("GET", f"/containers/json?all=1&filters={filters}")
+        if status != 200:
+            raise EngineError(f"listing containers: {_message(payload, status)}", status)
+        found: list[dict[str, Any]] = json.loads(payload)
+        return found
+
+    def get_archive(self, container: str, path: str) -> bytes | None:
+        """A path of a container as a tar archive, or None when it is not there."""
+        status, payload = self.request("GET", f"/containers/{quote(container, safe='')}/archive?path={quote(path)}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise EngineError(f"reading {path} of {container}: {_message(payload, status)}", status)
+        return payload
+
+    def put_archive(self, container: str, path: str, data: bytes) -> None:
+        """Unpack a tar archive at ``path`` in a container."""
+        status, payload = self.request("PUT", f"/containers/{quote(container, safe='')}/archive?path={quote(path)}",
+                                       raw=data)  # fmt: skip
+        if status != 200:
+            raise EngineError(f"writing to {path} of {container}: {_message(payload, status)}", status)
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         """``docker inspect`` of a container (by name or id), or None when there is none."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from . import _commands
 from .exceptions import CommandError, ConfigError, EnvironmentNotReady
 from .kindconfig import Version, kubeadm_api
-from .nodes import docker_client, image_id_of, image_present, read_image_file
+from .nodes import docker_client, image_id, image_id_of, read_image_file
 from .ownership import RecordedCluster, state_dir
 
 if TYPE_CHECKING:
@@ -97,12 +97,13 @@ def check_environment(kind_binary: str, image: str) -> Environment:
         )
     kind_version = _kind_version(found)
     node_image = image or default_image(found, kind_version)
-    if not image_present(client, node_image):
+    present = image_id(client, node_image)
+    if present is None:
         guess = _tag_version(node_image)
         if guess is not None:  # refuse a pair that cannot work before pulling anything
             check_kind_supports(kind_version, guess, node_image)
         _pull(node_image, default=not image, kind_binary=found)
-    kubernetes_version = _image_kubernetes_version(client, node_image)
+    kubernetes_version = _image_kubernetes_version(client, node_image, present)
     check_kind_supports(kind_version, kubernetes_version, node_image)
     cgroup_v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
     return Environment(found, kind_version, image, kubernetes_version, cgroup_v1, node_image=node_image)
@@ -358,8 +359,8 @@ def _answer(stderr: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _image_kubernetes_version(client: DockerClient, image: str) -> Version:
-    version = _cached_version(client, image)
+def _image_kubernetes_version(client: DockerClient, image: str, known_id: str | None = None) -> Version:
+    version = _cached_version(client, image, known_id)
     m = _FILE_VERSION.fullmatch(version)
     if not m:
         raise EnvironmentNotReady(
@@ -368,11 +369,11 @@ def _image_kubernetes_version(client: DockerClient, image: str) -> Version:
     return int(m[1]), int(m[2]), int(m[3] or 0)
 
 
-def _cached_version(client: DockerClient, image: str) -> str:
+def _cached_version(client: DockerClient, image: str, known_id: str | None = None) -> str:
     """The image's /kind/version. Reading it takes a container; the answer is kept by image id (a content
     hash, so it can never go stale) in the state directory."""
-    image_id = image_id_of(client, image).replace(":", "-")
-    cache = state_dir() / "images" / f"{image_id}.version"
+    key = (known_id or image_id_of(client, image)).replace(":", "-")
+    cache = state_dir() / "images" / f"{key}.version"
     try:
         return cache.read_text()
     except OSError:

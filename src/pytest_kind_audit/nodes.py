@@ -15,7 +15,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .engine import Engine, EngineError
 from .exceptions import ClusterError, EnvironmentNotReady, LogStreamBroken
@@ -57,11 +57,40 @@ NODE_DIR = "/kind-audit"
 
 
 _clients: dict[tuple[int, int, str, str, str], docker.DockerClient] = {}
+_pinged: dict[tuple[int, str], _LazyClient] = {}
 
 
 def docker_client() -> docker.DockerClient:
     """This process's Docker SDK client for the current DOCKER_* settings (checked with a ping when made),
-    or EnvironmentNotReady naming the fix. Kept: each new client costs a connection and a ping."""
+    or EnvironmentNotReady naming the fix. Kept: each new client costs a connection and a ping.
+
+    With a local socket the ping goes through the Engine API and the SDK is imported only when something
+    uses the client: this module's look-ups that a run makes every time go through the Engine API."""
+    engine = Engine.from_env()
+    if engine is None:
+        return _sdk_client()
+    key = (os.getpid(), os.environ.get("DOCKER_HOST", ""))
+    if key not in _pinged:
+        try:
+            engine.ping()
+        except (EngineError, ValueError) as exc:
+            raise EnvironmentNotReady(
+                f"Docker is not reachable ({first_line(exc)}): start the Docker daemon, or set DOCKER_HOST"
+            ) from None
+        _pinged[key] = _LazyClient()
+    return cast("docker.DockerClient", _pinged[key])
+
+
+class _LazyClient:
+    """Stands in for the SDK's client: the SDK is imported on first use of any attribute."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(_sdk_client(), attr)
+
+
+def _sdk_client() -> docker.DockerClient:
     import docker
     from docker.errors import DockerException
 
@@ -98,6 +127,10 @@ def control_plane(client: docker.DockerClient, cluster: str) -> Container | None
 
 
 def _container(client: docker.DockerClient, name: str) -> Container | None:
+    engine = Engine.from_env()
+    if engine is not None:
+        attrs = engine.inspect(name)
+        return _as_container(Node(attrs)) if attrs is not None else None
     from docker.errors import NotFound
 
     try:
@@ -116,6 +149,22 @@ class Node:
         self.id: str = attrs["Id"]
         self.name: str = str(attrs.get("Name", "")).lstrip("/")
         self._container: Container | None = None
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> Node:
+        """A container of ``docker ps``'s list, its fields where ``docker inspect`` has them."""
+        state = str(summary.get("State", ""))
+        ports: dict[str, list[dict[str, str]]] = {}
+        for port in summary.get("Ports") or []:
+            if port.get("PublicPort"):
+                ports.setdefault(f"{port['PrivatePort']}/{port.get('Type', 'tcp')}", []).append(
+                    {"HostIp": port.get("IP", ""), "HostPort": str(port["PublicPort"])}
+                )
+        names = summary.get("Names") or [""]
+        running = {"Status": state, "Running": state == "running", "Paused": state == "paused"}
+        return cls({"Id": summary["Id"], "Name": names[0], "Config": {"Labels": summary.get("Labels") or {}},
+                    "Mounts": summary.get("Mounts") or [], "NetworkSettings": {"Ports": ports},
+                    "State": running})  # fmt: skip
 
     @property
     def short_id(self) -> str:
@@ -159,13 +208,24 @@ def inspect_node(name: str) -> Node | None:
 
 def cluster_containers(client: docker.DockerClient, cluster: str) -> list[Container]:
     """Every node container of a kind cluster, in any state, by kind's cluster label."""
-    return list(client.containers.list(all=True, filters={"label": f"{CLUSTER_LABEL}={cluster}"}, ignore_removed=True))
+    return _labelled(client, f"{CLUSTER_LABEL}={cluster}")
 
 
 def control_planes(client: docker.DockerClient) -> dict[str, Container]:
     """Every kind cluster's control-plane container on this Docker host, by cluster name."""
-    found = client.containers.list(all=True, filters={"label": f"{ROLE_LABEL}=control-plane"}, ignore_removed=True)
-    return {c.labels.get(CLUSTER_LABEL, ""): c for c in found}
+    return {c.labels.get(CLUSTER_LABEL, ""): c for c in _labelled(client, f"{ROLE_LABEL}=control-plane")}
+
+
+def _labelled(client: docker.DockerClient, label: str) -> list[Container]:
+    engine = Engine.from_env()
+    if engine is not None:  # one call; the list holds every field used here (labels, mounts, state)
+        return [_as_container(Node.from_summary(c)) for c in engine.containers(label)]
+    return list(client.containers.list(all=True, filters={"label": label}, ignore_removed=True))
+
+
+def _as_container(node: Node) -> Container:
+    # A Node answers id, name, labels and attrs itself and hands anything else to the SDK's Container.
+    return cast("Container", node)
 
 
 def name_of(container: Container) -> str:
@@ -192,15 +252,29 @@ def _joined(output: bytes | Iterator[bytes] | None) -> bytes:
 
 def read_file(container: Container, path: str) -> bytes | None:
     """A file's bytes, read as an archive (works on a stopped or half-made container too); None if absent."""
+    engine = Engine.from_env()
+    if engine is not None:
+        try:
+            archive = engine.get_archive(container.id or "", path)
+        except (EngineError, ValueError):
+            return None
+        return _first_file(archive) if archive is not None else None
     from docker.errors import DockerException
 
     try:
         stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        return _first_file(b"".join(stream))
+    except DockerException:
+        return None
+
+
+def _first_file(archive: bytes) -> bytes | None:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             member = tar.next()
             f = tar.extractfile(member) if member else None
             return f.read() if f else None
-    except (DockerException, tarfile.TarError):
+    except tarfile.TarError:
         return None
 
 
@@ -226,23 +300,39 @@ def write_file(container: Container, name: str, data: bytes, mode: int = 0o644) 
         info = tarfile.TarInfo(f"{top}/{name}")
         info.size, info.mtime, info.mode = len(data), now, mode
         tar.addfile(info, io.BytesIO(data))
-    if not container.put_archive("/", buf.getvalue()):
+    engine = Engine.from_env()
+    if engine is not None:
+        try:
+            engine.put_archive(container.id or "", "/", buf.getvalue())
+        except (EngineError, ValueError) as exc:
+            raise ClusterError(f"could not write {NODE_DIR}/{name} in {container.name}: {exc}") from None
+    elif not container.put_archive("/", buf.getvalue()):
         raise ClusterError(f"could not write {NODE_DIR}/{name} in {container.name}")
     return f"{NODE_DIR}/{name}"
 
 
 def image_present(client: docker.DockerClient, image: str) -> bool:
+    return image_id(client, image) is not None
+
+
+def image_id(client: docker.DockerClient, image: str) -> str | None:
+    """A local image's id, or None when it is not here."""
+    engine = Engine.from_env()
+    if engine is not None:
+        return engine.image_id(image)
     from docker.errors import ImageNotFound
 
     try:
-        client.images.get(image)
+        return str(client.images.get(image).id)
     except ImageNotFound:
-        return False
-    return True
+        return None
 
 
 def image_id_of(client: docker.DockerClient, image: str) -> str:
-    return str(client.images.get(image).id)
+    found = image_id(client, image)
+    if found is None:
+        raise EnvironmentNotReady(f"node image {image!r} is not present")
+    return found
 
 
 def remove_containers(containers: list[Container], timeout: float) -> None:
