@@ -182,7 +182,8 @@ class AuditEvent:
     def from_json(cls, data: Mapping[str, Any], line: bytes | None = None) -> AuditEvent:
         """Build an event from one decoded JSON object (a log line or an EventList item); with the
         ``line`` it was decoded from, ``raw`` is decoded again from the line when first read instead of
-        keeping ``data`` (a session holds many events and rarely reads their raw form: a third less memory)."""
+        keeping ``data`` (a session holds many events and rarely reads their raw form: a third less memory).
+        The event keeps parts of ``data`` (bodies, annotations, the JSON of its lazy fields): don't change it."""
         get = data.get
         received = get("requestReceivedTimestamp")
         stage_ts = get("stageTimestamp")
