@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from pytest_kind_audit.deletion import delete_cluster
+from pytest_kind_audit.ownership import Records
 
 FIRST_TEST = """
 import time
@@ -75,7 +76,8 @@ def main() -> None:
             print(f"{n} I/O-bound audited tests on one reused cluster: -n 0 {serial:.1f}s, -n 2 {parallel:.1f}s, "
                   f"speed-up {serial / parallel:.2f}x")  # fmt: skip
         finally:
-            delete_cluster("kind", name)  # explicit kubeconfig: ~/.kube/config is never edited
+            if delete_cluster("kind", name).deleted:  # explicit kubeconfig: ~/.kube/config is never edited
+                Records().remove(name)  # a kept cluster's record is never reaped: it goes with the cluster
 
 
 if __name__ == "__main__":
