@@ -202,14 +202,14 @@ def stale_clusters(client: DockerClient, records: Records) -> dict[str, str]:
     stale: dict[str, str] = {}
     recorded = records.all()
     for name, fp in recorded.items():
-        if fp.keep or fp.owner_alive() or fp.host != socket.gethostname():
+        if fp.owner_alive() or fp.host != socket.gethostname():
             continue
-        if name in nodes:
-            if not made_by(nodes[name], records.workdir(name, fp.run_id)):
-                continue  # the name now belongs to another cluster (a user's, or another run's)
-            stale[name] = f"run {fp.run_id} (pid {fp.owner_pid}) ended without deleting it"
+        if name not in nodes:
+            records.remove(name)  # nothing left of it (also a kept cluster someone deleted with kind)
+        elif fp.keep or not made_by(nodes[name], records.workdir(name, fp.run_id)):
+            continue  # kept, or the name now belongs to another cluster (a user's, or another run's)
         else:
-            records.remove(name)  # nothing left of it
+            stale[name] = f"run {fp.run_id} (pid {fp.owner_pid}) ended without deleting it"
     for name, container in nodes.items():  # ours by their fingerprint, though the host record is gone
         if name in stale or name in recorded or not _has_audit_policy_mount(container):
             continue  # a node without our policy mount has no fingerprint to read (another tool's cluster)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_kind_audit.ownership import Fingerprint, Records
+
 from .helpers import delete_cluster, foreign_cluster, node_containers
 
 pytestmark = pytest.mark.e2e
@@ -124,6 +126,10 @@ def test_the_next_run_removes_what_killed_runs_left(pytester: pytest.Pytester, s
             assert node_containers(during_creation), "the killed run left a half-made cluster (as expected)"
             kill_when(testing, marker.exists)
             assert node_containers(during_tests), "the killed run left its cluster (as expected)"
+
+            # A kept cluster someone deleted with kind: its record (and run directory) is all that is left.
+            Records(state_dir / "clusters").write("kept-gone", Fingerprint(run_id="r0", policy_sha256="p", image="i",
+                                                                           keep=True, owner_start="ended"))  # fmt: skip
 
             # 3. The next run removes both, names them, and leaves the foreign cluster alone.
             pytester.makepyfile(test_slow="def test_ok(audited_cluster):\n    pass\n")
