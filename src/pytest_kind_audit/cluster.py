@@ -52,6 +52,7 @@ from .nodes import (
     write_file,
 )
 from .ownership import Fingerprint, Records, write_fingerprint
+from .private_files import write_private
 
 if TYPE_CHECKING:
     from .nodes import NodeContainer
@@ -356,10 +357,7 @@ def _write_kubeconfig(path: Path, raw: bytes, server: str) -> None:
     config = yaml.safe_load(raw)
     for entry in config["clusters"]:
         entry["cluster"]["server"] = server
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
-    with os.fdopen(fd, "w") as f:
-        f.write(yaml.safe_dump(config))
+    write_private(path, yaml.safe_dump(config))
 
 
 def _last_lines(text: str, n: int = 8) -> str:

@@ -9,7 +9,6 @@ housekeeping identity, whose requests no test window holds: a test's window show
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import time
@@ -22,6 +21,7 @@ import yaml
 
 from . import _commands
 from .exceptions import ClusterError, RbacError
+from .private_files import write_private
 from .rbac import (
     RBAC_GROUP,
     Request,
@@ -223,17 +223,8 @@ def make_service_account(
         "contexts": [{"name": "kind-audit",
                       "context": {"cluster": "kind-audit", "user": user, "namespace": namespace}}],
     }  # fmt: skip
-    path = private_file(workdir / f"kubeconfig-sa-{namespace}-{name}", yaml.safe_dump(config))
+    path = write_private(workdir / f"kubeconfig-sa-{namespace}-{name}", yaml.safe_dump(config))
     return Identity(user, service_account_groups(user), path, housekeeper, namespace)
-
-
-def private_file(path: Path, text: str) -> Path:
-    """Write ``text`` with mode 0600 from the first byte (it holds a credential)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
 
 
 def user_groups(groups: Iterable[str]) -> tuple[str, ...]:

@@ -8,7 +8,6 @@ import collections
 import copy
 import html
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any
 
 from .events import AuditEvent
 from .folding import _ranks, fold, group_by_actor
+from .private_files import write_private
 
 __all__ = ["build_html", "counts", "extra_html", "redact_secrets", "save_log", "script_safe_json", "shown_test",
            "timeline_svg"]  # fmt: skip
@@ -40,11 +40,7 @@ def script_safe_json(value: Any) -> str:
 
 def save_log(data: bytes, path: Path) -> Path:
     """Write the log with mode 0600 from the first byte: at RequestResponse it can hold secrets."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
-    return path
+    return write_private(path, data)
 
 
 def counts(events: Iterable[AuditEvent], top: int = 8) -> list[str]:
