@@ -21,7 +21,7 @@ import yaml
 from .events import AuditEvent
 from .identities import Housekeeper, wait_until_allowed
 from .leastprivilege import PrivilegeReport, SubjectRbac, compare_privilege, derive_rbac, roles_as_grants
-from .rbac import RBAC_GROUP, RbacObjects, Request, Rule, binding_subject, load_rbac
+from .rbac import RbacObjects, Request, Rule, load_rbac, scoped_roles
 
 __all__ = ["Verification", "check_least_privilege", "live_rbac", "verify_rbac"]
 
@@ -79,7 +79,7 @@ def verify_rbac(housekeeper: Housekeeper, subject: SubjectRbac, *, timeout: floa
                              rule.resource_names, rule.non_resource_urls)  # fmt: skip
                 probes[user] = {**scopes, ns: (*rules[:i], fewer, *rules[i + 1 :])}
                 labels[user] = f"verb {verb} of rule {i + 1} of the {scope}: {rule.describe()}"
-    docs = [d for user, bound in probes.items() for d in _bound(user, bound)]
+    docs = [d for user, bound in probes.items() for d in scoped_roles(user, bound, user)]
     housekeeper.apply(docs)
     try:
         groups = subject.groups
@@ -106,19 +106,6 @@ def verify_rbac(housekeeper: Housekeeper, subject: SubjectRbac, *, timeout: floa
         housekeeper.kubectl("delete", "--wait=false", "--ignore-not-found", "-f", "-", input=_dump(docs), check=False)
     result.seconds = time.monotonic() - started
     return result
-
-
-def _bound(user: str, scopes: dict[str, tuple[Rule, ...]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for ns, rules in scopes.items():
-        kind = "Role" if ns else "ClusterRole"
-        meta: dict[str, Any] = {"name": user, "namespace": ns} if ns else {"name": user}
-        out.append({"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind, "metadata": meta,
-                    "rules": [r.to_dict() for r in rules]})  # fmt: skip
-        out.append({"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind + "Binding", "metadata": dict(meta),
-                    "roleRef": {"apiGroup": RBAC_GROUP, "kind": kind, "name": user},
-                    "subjects": [binding_subject(user)]})  # fmt: skip
-    return out
 
 
 def _dump(docs: list[dict[str, Any]]) -> str:

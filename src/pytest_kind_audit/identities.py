@@ -23,11 +23,10 @@ from . import _commands
 from .exceptions import ClusterError, RbacError
 from .private_files import write_private
 from .rbac import (
-    RBAC_GROUP,
     Request,
     Rule,
-    binding_subject,
     load_rbac,
+    role_and_binding,
     service_account_groups,
     service_account_user,
 )
@@ -134,10 +133,8 @@ class Identity:
                 namespace = namespace or (self.namespace if kind == "Role" else "")
                 if kind == "Role" and not namespace:
                     raise RbacError(f"Role {name!r} has no namespace and {self.user} is not a ServiceAccount: set one")
-                meta = {"name": name, "namespace": namespace} if namespace else {"name": name}
-                docs.append({"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind, "metadata": meta,
-                             "rules": [r.to_dict() for r in rules]})  # fmt: skip
-                docs.append(_binding(kind, name, namespace, self.user))
+                binding = f"kind-audit:{name}:{self.user}"[:253].replace("/", "-")
+                docs += role_and_binding(kind, name, namespace, rules, self.user, binding)
         self.housekeeper.apply(docs)
         probes = [p for d in docs if d["kind"] in ("Role", "ClusterRole") for p in _probes(d)]
         wait_until_allowed(self.housekeeper, self.user, self.groups, probes, timeout)
@@ -148,15 +145,6 @@ class Identity:
         """Whether the authorizer allows this identity one request (a SubjectAccessReview, by housekeeping)."""
         request = Request(verb, group, resource, subresource, namespace, name, path)
         return self.housekeeper.reviews(self.user, self.groups, [request])[0]
-
-
-def _binding(kind: str, role: str, namespace: str, user: str) -> dict[str, Any]:
-    meta = {"name": f"kind-audit:{role}:{user}"[:253].replace("/", "-")}
-    if namespace:
-        meta["namespace"] = namespace
-    ref = {"apiGroup": RBAC_GROUP, "kind": kind, "name": role}
-    return {"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind + "Binding", "metadata": meta, "roleRef": ref,
-            "subjects": [binding_subject(user)]}  # fmt: skip
 
 
 def _probes(doc: Mapping[str, Any]) -> list[Request]:

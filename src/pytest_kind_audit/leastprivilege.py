@@ -25,14 +25,13 @@ import yaml
 from .events import AuditEvent
 from .exceptions import RbacError
 from .rbac import (
-    RBAC_GROUP,
     Grant,
     RbacObjects,
     Request,
     Rule,
-    binding_subject,
     load_rbac,
     request_of,
+    scoped_roles,
     service_account_groups,
 )
 
@@ -101,18 +100,7 @@ class SubjectRbac:
 
     def manifests(self, name: str | None = None) -> list[dict[str, Any]]:
         """Roles, ClusterRole and their bindings to this subject, ready for ``kubectl apply``."""
-        name = name or "kind-audit:" + re.sub(r"[/%]", "-", self.user)
-        subject = binding_subject(self.user)
-        out: list[dict[str, Any]] = []
-        for ns, rules in self.rules().items():
-            kind = "Role" if ns else "ClusterRole"
-            meta: dict[str, Any] = {"name": name, "namespace": ns} if ns else {"name": name}
-            out.append({"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind, "metadata": meta,
-                        "rules": [r.to_dict() for r in rules]})  # fmt: skip
-            out.append({"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind + "Binding", "metadata": dict(meta),
-                        "roleRef": {"apiGroup": RBAC_GROUP, "kind": kind, "name": name},
-                        "subjects": [subject]})  # fmt: skip
-        return out
+        return scoped_roles(name or "kind-audit:" + re.sub(r"[/%]", "-", self.user), self.rules(), self.user)
 
 
 @dataclass

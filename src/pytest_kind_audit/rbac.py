@@ -238,6 +238,27 @@ def binding_subject(user: str) -> dict[str, str]:
     return {"apiGroup": RBAC_GROUP, "kind": "User", "name": user}
 
 
+def role_and_binding(
+    kind: str, name: str, namespace: str, rules: Iterable[Rule], user: str, binding_name: str | None = None
+) -> list[dict[str, Any]]:
+    """A Role (``namespace`` set) or ClusterRole and its binding to ``user``, as manifests for kubectl apply."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    binding_meta = dict(meta, name=binding_name or name)
+    return [
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind, "metadata": meta, "rules": [r.to_dict() for r in rules]},
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": kind + "Binding", "metadata": binding_meta,
+         "roleRef": {"apiGroup": RBAC_GROUP, "kind": kind, "name": name}, "subjects": [binding_subject(user)]},
+    ]  # fmt: skip
+
+
+def scoped_roles(name: str, scopes: Mapping[str, Iterable[Rule]], user: str) -> list[dict[str, Any]]:
+    """One Role per namespace (the ``""`` scope: a ClusterRole), each bound to ``user``."""
+    out: list[dict[str, Any]] = []
+    for ns, rules in scopes.items():
+        out += role_and_binding("Role" if ns else "ClusterRole", name, ns, rules, user)
+    return out
+
+
 def service_account_groups(user: str) -> tuple[str, ...]:
     """The groups the API server gives a ServiceAccount's token, or () for other users."""
     if not user.startswith(SA_PREFIX):
