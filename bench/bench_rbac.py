@@ -18,18 +18,15 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
-import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _cluster import bench_cluster
 from _data import kind_lines
 
-from pytest_kind_audit import AuditedCluster, AuditPolicy, KindConfig, check_environment
 from pytest_kind_audit.events import AuditEvent, parse_lines
 from pytest_kind_audit.leastprivilege import default_bindings, derive_rbac
 
@@ -74,39 +71,26 @@ def derivation(n: int, repeat: int) -> None:
 
 
 def authorizer_check(distinct: int = 50) -> None:
-    env = check_environment(
-        os.environ.get("PYTEST_KIND_AUDIT_KIND_BINARY", "kind"), os.environ.get("PYTEST_KIND_AUDIT_IMAGE", "")
-    )
-    name = "br-" + secrets.token_hex(3)
-    with tempfile.TemporaryDirectory(prefix="bench-rbac-") as tmp:
-        workdir = Path(tmp)
-        config = KindConfig.build(policy_file=workdir / "audit-policy.yaml", kind_version=env.kind_version,
-                                  kubernetes_version=env.kubernetes_version,
-                                  cgroup_v1_host=env.cgroup_v1_host)  # fmt: skip
-        cluster = AuditedCluster.create(name=name, config=config, policy=AuditPolicy.for_level("Metadata"),
-                                        workdir=workdir, environment=env)  # fmt: skip
-        try:
-            keeper = cluster.housekeeper
-            keeper.kubectl("create", "namespace", "bench")
-            names = [f"cm-{i}" for i in range(distinct)]
-            keeper.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": "bench"}}
-                          for n in names])  # fmt: skip
-            sa = cluster.service_account(namespace="bench")
-            sa.bind({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                     "metadata": {"name": "reader", "namespace": "bench"},
-                     "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]})  # fmt: skip
-            window = cluster.window(label="bench")
-            sa.kubectl("get", "configmaps", "-n", "bench", *names, "-o", "name")
-            window.close()
-            subject = cluster.least_privilege(sa.user, window)[sa.user]
-            started = time.perf_counter()
-            result = cluster.verify_rbac(subject)
-            took = time.perf_counter() - started
-            rules = sum(len(r) for r in subject.rules().values())
-            print(f"bench_rbac authorizer check: {len(subject.needed)} distinct requests, {rules} rule(s), {env.image}")
-            print(f"  verify_rbac: {took:.2f} s, {result.reviews} SubjectAccessReviews, ok={result.ok}")
-        finally:
-            print(f"  cluster {name}: {cluster.delete().describe()}")
+    with bench_cluster("br") as (cluster, env):
+        keeper = cluster.housekeeper
+        keeper.kubectl("create", "namespace", "bench")
+        names = [f"cm-{i}" for i in range(distinct)]
+        keeper.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": "bench"}}
+                      for n in names])  # fmt: skip
+        sa = cluster.service_account(namespace="bench")
+        sa.bind({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                 "metadata": {"name": "reader", "namespace": "bench"},
+                 "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]})  # fmt: skip
+        window = cluster.window(label="bench")
+        sa.kubectl("get", "configmaps", "-n", "bench", *names, "-o", "name")
+        window.close()
+        subject = cluster.least_privilege(sa.user, window)[sa.user]
+        started = time.perf_counter()
+        result = cluster.verify_rbac(subject)
+        took = time.perf_counter() - started
+        rules = sum(len(r) for r in subject.rules().values())
+        print(f"bench_rbac authorizer check: {len(subject.needed)} distinct requests, {rules} rule(s), {env.image}")
+        print(f"  verify_rbac: {took:.2f} s, {result.reviews} SubjectAccessReviews, ok={result.ok}")
 
 
 def main() -> None:

@@ -11,16 +11,16 @@ Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-2 py
 
 from __future__ import annotations
 
-import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pytest_kind_audit import AuditedCluster, AuditLog, AuditPolicy, AuditWindow, KindConfig, check_environment
+sys.path.insert(0, str(Path(__file__).parent))
+from _cluster import bench_cluster
+
+from pytest_kind_audit import AuditLog, AuditWindow
 from pytest_kind_audit.follow import LogFollower
 from pytest_kind_audit.kindconfig import AUDIT_LOG_PATH
 from pytest_kind_audit.nodes import exec_output
@@ -71,43 +71,30 @@ def pct(values: list[float]) -> str:
 
 
 def main(n: int) -> None:
-    env = check_environment(
-        os.environ.get("PYTEST_KIND_AUDIT_KIND_BINARY", "kind"), os.environ.get("PYTEST_KIND_AUDIT_IMAGE", "")
-    )
-    name = "bs-" + secrets.token_hex(3)
-    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
-        workdir = Path(tmp)
-        config = KindConfig.build(policy_file=workdir / "audit-policy.yaml", kind_version=env.kind_version,
-                                  kubernetes_version=env.kubernetes_version,
-                                  cgroup_v1_host=env.cgroup_v1_host)  # fmt: skip
-        cluster = AuditedCluster.create(name=name, config=config, policy=AuditPolicy.for_level("Metadata"),
-                                        workdir=workdir, environment=env)  # fmt: skip
-        try:
-            logs = {"old (exec per read)": AuditLog(LogFollower(ExecFiles(cluster.container))),
-                    "new (reader shell)": cluster.audit}  # fmt: skip
-            waits: dict[str, Callable[[AuditWindow, str], None]] = {"old (exec per read)": old_wait,
-                                                                 "new (reader shell)": new_wait}  # fmt: skip
-            written: dict[str, list[float]] = {k: [] for k in logs}
-            visible: dict[str, list[float]] = {k: [] for k in logs}
-            for i in range(n):
-                for label, log in logs.items():  # interleaved: both see the same cluster state
-                    cm = f"cm-{i}-{'o' if label.startswith('old') else 'n'}"
-                    window = log.window(label="test")  # a test's window, as the fixtures open it
-                    cluster.kubectl("create", "configmap", cm, "-n", "default")
-                    returned = time.perf_counter()
-                    waits[label](window, cm)
-                    visible[label].append(time.perf_counter() - returned)
-                    started = time.perf_counter()  # the same event, already in the log: one more read
-                    window.assert_audited(verb="create", resource="configmaps", name=cm, timeout=0)
-                    written[label].append(time.perf_counter() - started)
-            print(f"bench_stream: {n} ConfigMap creates per transport, {env.image}, Metadata policy")
-            for label in logs:
-                print(f"  {label:20s} assert on a written event: {pct(written[label])}")
-                print(f"  {label:20s} kubectl returns -> assert returns: {pct(visible[label])}")
-            old, new = (statistics.median(written[k]) for k in logs)
-            print(f"  assert on a written event, median old / new: {old / new:.1f}x")
-        finally:
-            print(f"  cluster {name}: {cluster.delete().describe()}")
+    with bench_cluster("bs") as (cluster, env):
+        logs = {"old (exec per read)": AuditLog(LogFollower(ExecFiles(cluster.container))),
+                "new (reader shell)": cluster.audit}  # fmt: skip
+        waits: dict[str, Callable[[AuditWindow, str], None]] = {"old (exec per read)": old_wait,
+                                                             "new (reader shell)": new_wait}  # fmt: skip
+        written: dict[str, list[float]] = {k: [] for k in logs}
+        visible: dict[str, list[float]] = {k: [] for k in logs}
+        for i in range(n):
+            for label, log in logs.items():  # interleaved: both see the same cluster state
+                cm = f"cm-{i}-{'o' if label.startswith('old') else 'n'}"
+                window = log.window(label="test")  # a test's window, as the fixtures open it
+                cluster.kubectl("create", "configmap", cm, "-n", "default")
+                returned = time.perf_counter()
+                waits[label](window, cm)
+                visible[label].append(time.perf_counter() - returned)
+                started = time.perf_counter()  # the same event, already in the log: one more read
+                window.assert_audited(verb="create", resource="configmaps", name=cm, timeout=0)
+                written[label].append(time.perf_counter() - started)
+        print(f"bench_stream: {n} ConfigMap creates per transport, {env.image}, Metadata policy")
+        for label in logs:
+            print(f"  {label:20s} assert on a written event: {pct(written[label])}")
+            print(f"  {label:20s} kubectl returns -> assert returns: {pct(visible[label])}")
+        old, new = (statistics.median(written[k]) for k in logs)
+        print(f"  assert on a written event, median old / new: {old / new:.1f}x")
 
 
 if __name__ == "__main__":
