@@ -284,6 +284,12 @@ class AuditEvent:
         return self.stage_timestamp or self.request_received_timestamp
 
     @property
+    def received_at(self) -> datetime | None:
+        """When the API server received the request (the stage's time where that is all a line has): what
+        windows and trails order and cut by."""
+        return self.request_received_timestamp or self.stage_timestamp
+
+    @property
     def latency(self) -> timedelta | None:
         if self.stage_timestamp and self.request_received_timestamp:
             return self.stage_timestamp - self.request_received_timestamp

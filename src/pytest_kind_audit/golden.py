@@ -120,7 +120,7 @@ def audit_trail(
         if seen is None or _rank(event) >= _rank(seen):
             last[key] = event
     # sorted() is stable: log order breaks ties; an event without timestamps keeps its place after the others
-    received = sorted(last.values(), key=lambda e: (_received_at(e) is None, _received_at(e) or _EPOCH))
+    received = sorted(last.values(), key=lambda e: (e.received_at is None, e.received_at or _EPOCH))
     steps = _collapse([_step(e, namespaces or {}) for e in received])
     if not ordered:
         steps = sorted(set(steps), key=_sort_key)
@@ -152,7 +152,7 @@ def window_trail(
     deadline = time.monotonic() + wait
     while True:
         start = window.body_start
-        events = [e for e in window.all() if start is None or (_received_at(e) or start) >= start]
+        events = [e for e in window.all() if start is None or (e.received_at or start) >= start]
         trail = audit_trail(events, user=user, namespaces=namespaces, ordered=ordered)
         if all(s.code is not None for s in trail.steps) or time.monotonic() >= deadline:
             return trail
@@ -162,10 +162,6 @@ def window_trail(
 def _rank(event: AuditEvent) -> int:
     """Later stages win; RequestReceived loses to everything."""
     return {"RequestReceived": 0, "ResponseStarted": 1, "ResponseComplete": 2, "Panic": 2}.get(event.stage, 0)
-
-
-def _received_at(event: AuditEvent) -> Any:
-    return event.request_received_timestamp or event.stage_timestamp
 
 
 def _step(event: AuditEvent, namespaces: Mapping[str, str]) -> TrailStep:

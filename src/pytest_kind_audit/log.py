@@ -206,7 +206,7 @@ class AuditWindow(AssertMethods):
     def _contains(self, event: AuditEvent) -> bool:
         if self.foreign is not None and self.foreign(event):
             return False
-        ts = event.request_received_timestamp or event.stage_timestamp
+        ts = event.received_at
         if ts is None:
             return self.start is None
         if self.start is not None and ts < self.start:

@@ -86,7 +86,7 @@ class FreshNamespace:
     def is_setup(self, event: AuditEvent) -> bool:
         """Whether ``event`` belongs to this namespace's setup or teardown, not to the test: its creation,
         the polls and the controllers' work in it before it was ready; the deletion and what follows."""
-        ts = event.request_received_timestamp or event.stage_timestamp
+        ts = event.received_at
         if ts is None:
             return False
         if self.deleting is not None and ts >= self.deleting:

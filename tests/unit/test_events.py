@@ -300,3 +300,12 @@ def test_events_of_one_identity_share_its_user_info() -> None:
     mine["groups"].append("admins")
     second = AuditEvent.from_json({"verb": "get", "user": mine})
     assert first.user.groups == ("g",) and second.user.groups == ("g", "admins")
+
+
+def test_received_at_is_the_receipt_time_else_the_stages() -> None:
+    received, later = "2026-11-29T03:21:40.400000Z", "2026-11-29T03:21:40.500000Z"
+    both = AuditEvent.from_json({"requestReceivedTimestamp": received, "stageTimestamp": later})
+    assert both.received_at == parse_time(received) and both.timestamp == parse_time(later)
+    stage_only = AuditEvent.from_json({"stageTimestamp": later})
+    assert stage_only.received_at == parse_time(later)
+    assert AuditEvent.from_json({}).received_at is None
