@@ -216,9 +216,13 @@ class AuditedCluster:
             raise ClusterError(f"could not make a client certificate for {user!r} in {self.node}")
         return raw
 
+    def _api_server(self) -> dict[str, Any]:
+        """This host's address of the API server and its CA, from this process's kubeconfig."""
+        return dict(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"])
+
     def _server(self) -> str:
         # The node's name in node-made kubeconfigs resolves only on the Docker network: use this host's address.
-        return str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
+        return str(self._api_server()["server"])
 
     @property
     def housekeeper(self) -> Housekeeper:
@@ -235,7 +239,7 @@ class AuditedCluster:
         """A ServiceAccount identity (the account and its namespace created if missing; default name unique
         per call, so xdist workers never share one) with a kubeconfig holding a short-lived TokenRequest token.
         It may do nothing beyond what every ServiceAccount may, until ``.bind()`` gives it roles."""
-        config = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]
+        config = self._api_server()
         return make_service_account(self.housekeeper, config["server"], config["certificate-authority-data"],
                                     self.kubeconfig.parent, name, namespace, token_seconds)  # fmt: skip
 
