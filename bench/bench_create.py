@@ -8,7 +8,7 @@
 3. Where a fresh run's time goes: one more fresh run with a conftest.py that times each stage (not part of
    the pairs above, whose runs carry no instrumentation).
 
-Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-2 python bench/bench_create.py [PAIRS]
+Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-3 python bench/bench_create.py [PAIRS]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
    SubjectAccessReviews): seconds and review calls.
 
 Run: python bench/bench_rbac.py [N] [--repeat R]
-     PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-2 python bench/bench_rbac.py --cluster
+     PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-3 python bench/bench_rbac.py --cluster
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
    three kubectl calls) at -n 2 against -n 0, on the same reused cluster. The machine has 2 cores, which
    kubectl, the API server and etcd share.
 
-Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-2 python bench/bench_runs.py
+Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-3 python bench/bench_runs.py
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ interleaved.
 2. Visibility: from `kubectl create configmap` returning to `assert_audited` returning, for each transport
    with its own waiting loop (old: sleeps from 50 ms doubling to 500 ms; new: a read every 10 ms).
 
-Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-2 python bench/bench_stream.py [N]
+Run: PATH=$PWD/bin:$PATH PYTEST_KIND_AUDIT_IMAGE=kind-audit-ci/node:v1.34.4-3 python bench/bench_stream.py [N]
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Build, from Go modules, every binary the offline node image needs:
-# kubeadm, kubelet, kubectl, kube-apiserver, kube-controller-manager, kube-scheduler,
-# etcd, crictl and pause. Output: $CACHE_DIR/binaries-<versions>/ (skipped when complete).
+# kubeadm, kubelet, kubectl, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy,
+# etcd, crictl and pause. Output: $CACHE_DIR/binaries-<versions>/ (skipped when complete; a directory
+# that lacks some binaries, e.g. one made before kube-proxy was added, gets only those built).
 . "$(dirname "$0")/lib.sh"
 
 OUT=$CACHE_DIR/binaries-$KUBERNETES_VERSION-etcd$ETCD_VERSION-crictl$CRICTL_VERSION
-K8S_BINS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler)
+K8S_BINS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 ALL_BINS=("${K8S_BINS[@]}" etcd crictl pause)
 
-complete() { for b in "${ALL_BINS[@]}"; do [ -x "$OUT/$b" ] || return 1; done; }
-if complete; then log "binaries present in $OUT, skipping"; echo "$OUT"; exit 0; fi
+missing() { local b; for b in "$@"; do [ -x "$OUT/$b" ] || echo "$b"; done; }
+if [ -z "$(missing "${ALL_BINS[@]}")" ]; then log "binaries present in $OUT, skipping"; echo "$OUT"; exit 0; fi
 
 command -v go >/dev/null || die "go not found: install Go 1.22+ (the kind CLI and Kubernetes are built from Go modules)"
 need_space 6000 "$CACHE_DIR"
@@ -37,7 +38,7 @@ build_kubernetes() {
     ldf+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     ldf+=" -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  local pkgs=(); for b in "${K8S_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  local pkgs=(); for b in $(missing "${K8S_BINS[@]}"); do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   GOFLAGS="-mod=mod -trimpath" go_or_die build -ldflags "$ldf" -o "$TMP/" "${pkgs[@]}"
 }
 
@@ -55,12 +56,15 @@ build_crictl() {
 
 build_pause() { cd "$CI_DIR/pause"; go_or_die build -ldflags '-s -w' -o "$TMP/pause" .; }
 
-stage kubernetes build_kubernetes
-stage etcd build_etcd
-stage crictl build_crictl
-stage pause build_pause
-"$TMP/kubeadm" version -o short | grep -qx "$KUBERNETES_VERSION" || die "kubeadm reports $("$TMP/kubeadm" version -o short), expected $KUBERNETES_VERSION"
-mkdir -p "$TMP/final"; for b in "${ALL_BINS[@]}"; do mv "$TMP/$b" "$TMP/final/"; done
-rm -rf "$OUT"; mv "$TMP/final" "$OUT"
+[ -z "$(missing "${K8S_BINS[@]}")" ] || stage kubernetes build_kubernetes
+[ -z "$(missing etcd)" ] || stage etcd build_etcd
+[ -z "$(missing crictl)" ] || stage crictl build_crictl
+[ -z "$(missing pause)" ] || stage pause build_pause
+[ ! -x "$TMP/kubeadm" ] || "$TMP/kubeadm" version -o short | grep -qx "$KUBERNETES_VERSION" ||
+  die "kubeadm reports $("$TMP/kubeadm" version -o short), expected $KUBERNETES_VERSION"
+[ ! -x "$TMP/kube-proxy" ] || "$TMP/kube-proxy" --version | grep -qx "Kubernetes $KUBERNETES_VERSION" ||
+  die "kube-proxy reports $("$TMP/kube-proxy" --version), expected Kubernetes $KUBERNETES_VERSION"
+# Into place only once built: a directory missing a binary is completed, never left half-written.
+mkdir -p "$OUT"; for b in $(missing "${ALL_BINS[@]}"); do mv "$TMP/$b" "$OUT/"; done
 log "binaries ready in $OUT"
 echo "$OUT"

@@ -17,8 +17,9 @@ line() {
      "$CI_DIR/build-base-image.sh"
      binaries=$("$CI_DIR/build-binaries.sh" | tail -n 1)
      runc=$("$CI_DIR/build-runc.sh" | tail -n 1)
+     network=$("$CI_DIR/build-network.sh" | tail -n 1)
      containerd=; [ -z "$CONTAINERD_VERSION" ] || containerd=$("$CI_DIR/build-containerd.sh" | tail -n 1)
-     "$CI_DIR/build-node-image.sh" "$binaries" "$runc" ${containerd:+"$containerd"}
+     "$CI_DIR/build-node-image.sh" "$binaries" "$runc" "$network" ${containerd:+"$containerd"}
    fi)
   "$CI_DIR/install-kubectl.sh"
 }

@@ -2,7 +2,7 @@
 
 Usable from a script::
 
-    env = check_environment("kind", "kind-audit-ci/node:v1.34.4-2")
+    env = check_environment("kind", "kind-audit-ci/node:v1.34.4-3")
     workdir = Path("/tmp/demo")
     policy = AuditPolicy.for_level("Metadata")
     config = KindConfig.build(policy_file=workdir / "audit-policy.yaml", kind_version=env.kind_version,

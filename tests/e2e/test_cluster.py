@@ -241,9 +241,9 @@ def test_the_readmes_core_snippet_runs_as_written() -> None:
     from tests.unit.test_readme import readme_block
 
     code = readme_block("## Using the core without pytest")
-    image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/node:v1.34.4-2"
+    image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE") or "kind-audit-ci/node:v1.34.4-3"
     kind = os.environ.get("PYTEST_KIND_AUDIT_KIND_BINARY") or "kind"  # CI's second line: another kind
-    code = code.replace("kind-audit-ci/node:v1.34.4-2", image).replace(
+    code = code.replace("kind-audit-ci/node:v1.34.4-3", image).replace(
         'check_environment("kind", ', f"check_environment({kind!r}, "
     )
     unique = "demo-" + os.urandom(3).hex()  # never a name a user of this machine might have
