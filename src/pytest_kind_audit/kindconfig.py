@@ -27,6 +27,8 @@ POLICY_PATH = f"{POLICY_DIR}/audit-policy.yaml"
 LOG_DIR = "/var/log/kubernetes"
 AUDIT_LOG_PATH = f"{LOG_DIR}/kube-apiserver-audit.log"
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
+#: The node roles kind knows.
+ROLES = ("control-plane", "worker")
 
 Version = tuple[int, int, int]
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
@@ -86,14 +88,7 @@ class KindConfig:
         api = kubeadm_api(kind_version, kubernetes_version)
         data = _check_base(copy.deepcopy(dict(base or {})))
         args = {"audit-log-path": AUDIT_LOG_PATH, "audit-policy-file": POLICY_PATH, **(apiserver_args or {})}
-        nodes = data.setdefault("nodes", [{"role": "control-plane"}])
-        control_planes = [n for n in nodes if n.get("role", "control-plane") == "control-plane"]
-        if len(control_planes) != 1:
-            raise ConfigError(
-                f"the kind config has {len(control_planes)} control-plane nodes; auditing needs exactly one "
-                "(each API server writes its own log)"
-            )
-        node = control_planes[0]
+        node = _control_planes(data.setdefault("nodes", [{"role": "control-plane"}]))[0]
         _check_no_conflict(data, node)
         patches = [_cluster_patch(api, args)]
         if cgroup_v1_host and kubernetes_version >= (1, 35, 0):
@@ -104,6 +99,22 @@ class KindConfig:
             {"hostPath": str(policy), "containerPath": POLICY_PATH, "readOnly": True}
         )
         return cls(data=data, policy_path=policy, kubeadm_api=api, apiserver_args=args)
+
+    @property
+    def workers(self) -> int:
+        """How many worker nodes the config asks for."""
+        return sum(1 for n in self.data.get("nodes") or () if n.get("role") == "worker")
+
+    @property
+    def default_cni(self) -> bool:
+        """Whether kind installs the node image's default CNI (networking.disableDefaultCNI not set)."""
+        networking = self.data.get("networking")
+        return not (isinstance(networking, Mapping) and networking.get("disableDefaultCNI"))
+
+    @property
+    def control_plane_image(self) -> str:
+        """The control-plane node's own ``image:``, or "" (kind's ``--image``, else its default, applies)."""
+        return str(_control_planes(self.data["nodes"])[0].get("image") or "")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.data, sort_keys=False)
@@ -142,7 +153,25 @@ def _check_base(data: dict[str, Any]) -> dict[str, Any]:
     nodes = data.get("nodes")
     if nodes is not None and (not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes)):
         raise ConfigError("the kind config's nodes must be a list of mappings")
+    if nodes is not None:
+        _control_planes(nodes)
     return data
+
+
+def _control_planes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The one control-plane node, as a list; ConfigError for a role kind does not know, or not one."""
+    for i, node in enumerate(nodes, 1):
+        role = node.get("role", "control-plane")  # kind's default role
+        if role not in ROLES:
+            raise ConfigError(f"the kind config's node {i} has role {role!r}; kind knows {' and '.join(ROLES)}")
+    control_planes = [n for n in nodes if n.get("role", "control-plane") == "control-plane"]
+    if len(control_planes) != 1:
+        raise ConfigError(
+            f"the kind config has {len(control_planes)} control-plane nodes; pytest-kind-audit needs exactly one: "
+            "it reads one API server's audit log, and kind's load balancer for several control planes (the "
+            "envoy image) cannot be built offline; add worker nodes instead"
+        )
+    return control_planes
 
 
 def _check_no_conflict(data: Mapping[str, Any], node: Mapping[str, Any]) -> None:

@@ -6,6 +6,8 @@ import pytest
 
 from pytest_kind_audit import AuditPolicy
 
+from .test_kind_binary import error_block
+
 PASSING = "def test_ok():\n    pass\n"
 USES_CLUSTER = "def test_x(audited_cluster):\n    pass\n"
 LEVEL_CHOICES = "valid levels: None, Metadata, Request, RequestResponse"
@@ -168,6 +170,18 @@ def test_bad_kind_config(pytester: pytest.Pytester) -> None:
                 line="--kind-audit-kind-config: the kind config must be kind: Cluster*")  # fmt: skip
 
 
+def test_kind_config_nodes_kind_cannot_audit(pytester: pytest.Pytester) -> None:
+    path = pytester.path / "kind.yaml"
+    path.write_text("nodes:\n- role: control-plane\n- role: worker\n- role: master\n")
+    usage_error(pytester, f"--kind-audit-kind-config={path}",
+                line="--kind-audit-kind-config: the kind config's node 3 has role 'master'; kind knows "
+                     "control-plane and worker")  # fmt: skip
+    path.write_text("nodes:\n- role: control-plane\n- role: control-plane\n")
+    usage_error(pytester, f"--kind-audit-kind-config={path}",
+                line="--kind-audit-kind-config: the kind config has 2 control-plane nodes; pytest-kind-audit "
+                     "needs exactly one: it reads one API server's audit log, *; add worker nodes instead")  # fmt: skip
+
+
 def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PASSING)
     result = pytester.runpytest("--fixtures")
@@ -273,4 +287,27 @@ def test_missing_image_names_the_fix(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
         ["SKIPPED * node image 'kind-audit-ci/no-such-image:v0' is not present and could not be pulled: *"]
+    )
+
+
+def test_a_kind_base_config_fixture_kind_cannot_audit_fails_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_kind_audit.environment import Environment
+
+        @pytest.fixture(scope="session")
+        def kind_audit_environment():  # no Docker needed: the config is refused before any is asked
+            return Environment("kind", (0, 30, 0), "", (1, 34, 4), False, node_image="kind-audit-ci/node:v1.34.4-3")
+
+        @pytest.fixture(scope="session")
+        def kind_base_config():
+            return {"nodes": [{"role": "control-plane"}, {"role": "Worker"}]}
+        """
+    )
+    pytester.makepyfile("def test_x(kind_config):\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert error_block(result.outlines) == (
+        "kind-audit: the kind config's node 2 has role 'Worker'; kind knows control-plane and worker"
     )

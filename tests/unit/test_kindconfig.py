@@ -101,10 +101,33 @@ def test_default_config_has_one_control_plane(tmp_path: Path) -> None:
     assert [n["role"] for n in config.data["nodes"]] == ["control-plane"]
 
 
-def test_two_control_planes_are_refused(tmp_path: Path) -> None:
-    base = {"nodes": [{"role": "control-plane"}, {"role": "control-plane"}]}
-    with pytest.raises(ConfigError, match="has 2 control-plane nodes; auditing needs exactly one"):
+def test_two_control_planes_are_refused_saying_why(tmp_path: Path) -> None:
+    base = {"nodes": [{"role": "control-plane"}, {"role": "worker"}, {}]}  # kind's default role: control-plane
+    with pytest.raises(ConfigError) as info:
         build(tmp_path, (0, 30, 0), (1, 34, 4), base=base)
+    assert str(info.value) == (
+        "the kind config has 2 control-plane nodes; pytest-kind-audit needs exactly one: it reads one API "
+        "server's audit log, and kind's load balancer for several control planes (the envoy image) cannot be "
+        "built offline; add worker nodes instead"
+    )
+
+
+def test_a_role_kind_does_not_know_is_refused_naming_the_node(tmp_path: Path) -> None:
+    base = {"nodes": [{"role": "control-plane"}, {"role": "worker"}, {"role": "master"}]}
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, (0, 30, 0), (1, 34, 4), base=base)
+    assert str(info.value) == "the kind config's node 3 has role 'master'; kind knows control-plane and worker"
+
+
+def test_workers_are_counted_and_the_default_cni_read(tmp_path: Path) -> None:
+    config = build(tmp_path, (0, 30, 0), (1, 34, 4))
+    assert (config.workers, config.default_cni, config.control_plane_image) == (0, True, "")
+    base = {
+        "networking": {"disableDefaultCNI": True},
+        "nodes": [{"role": "worker", "image": "w:1"}, {"image": "cp:1"}, {"role": "worker"}],
+    }
+    config = build(tmp_path, (0, 30, 0), (1, 34, 4), base=base)
+    assert (config.workers, config.default_cni, config.control_plane_image) == (2, False, "cp:1")
 
 
 def test_users_own_audit_flags_are_refused(tmp_path: Path) -> None:
@@ -150,6 +173,9 @@ def test_parse_version(text: str, version: tuple[int, int, int]) -> None:
         ("[1, 2]", "must hold a mapping"),
         ("kind: Pod\n", "must be kind: Cluster"),
         ("nodes: {a: 1}\n", "nodes must be a list"),
+        ("nodes: [{role: control-plane}, {role: Worker}]\n", "node 2 has role 'Worker'; kind knows"),
+        ("nodes: [{role: control-plane}, {role: control-plane}]\n", "has 2 control-plane nodes; .* one API server"),
+        ("nodes: [{role: worker}]\n", "has 0 control-plane nodes"),
         ("a: [\n", "is not valid YAML"),
     ],
 )
