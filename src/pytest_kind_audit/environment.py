@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 from . import _commands
 from .exceptions import CommandError, ConfigError, EnvironmentNotReady
-from .kindconfig import Version, kubeadm_api
+from .kindconfig import KindConfig, Version, kubeadm_api
 from .nodes import docker_client, image_id, image_id_of, read_image_file
 from .ownership import RecordedCluster, state_dir
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from .nodes import DockerClient
 
@@ -37,8 +37,10 @@ __all__ = [
     "binary_identity",
     "check_environment",
     "check_kind_supports",
+    "check_pod_network",
     "default_image",
     "find_default_images",
+    "manifest_kinds",
     "parse_image_reference",
     "parse_kind_version",
     "recorded_environment",
@@ -360,8 +362,8 @@ def _answer(stderr: str) -> str:
 
 
 def _image_kubernetes_version(client: DockerClient, image: str, known_id: str | None = None) -> Version:
-    version = _cached_version(client, image, known_id)
-    m = _FILE_VERSION.fullmatch(version)
+    version = _image_fact(client, image, "/kind/version", "version", lambda raw: raw.decode().strip(), known_id)
+    m = _FILE_VERSION.fullmatch(version or "")
     if not m:
         raise EnvironmentNotReady(
             f"node image {image!r} has no Kubernetes version in /kind/version: is it a kind node image?"
@@ -369,22 +371,68 @@ def _image_kubernetes_version(client: DockerClient, image: str, known_id: str | 
     return int(m[1]), int(m[2]), int(m[3] or 0)
 
 
-def _cached_version(client: DockerClient, image: str, known_id: str | None = None) -> str:
-    """The image's /kind/version. Reading it takes a container; the answer is kept by image id (a content
-    hash, so it can never go stale) in the state directory."""
+def _image_fact(
+    client: DockerClient, image: str, path: str, fact: str, derive: Callable[[bytes], str], known_id: str | None = None
+) -> str | None:
+    """What ``derive`` makes of a file of the image; None when the image has no such file. Reading it takes
+    a container; the answer is kept by image id (a content hash, so it can never go stale) in the state
+    directory, as ``<id>.<fact>``."""
     key = (known_id or image_id_of(client, image)).replace(":", "-")
-    cache = state_dir() / "images" / f"{key}.version"
+    cache = state_dir() / "images" / f"{key}.{fact}"
     try:
         return cache.read_text()
     except OSError:
         pass
-    version = (read_image_file(client, image, "/kind/version") or b"").decode().strip()
-    if version:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(version)
-        os.replace(tmp, cache)
-    return version
+    raw = read_image_file(client, image, path)
+    if raw is None:
+        return None
+    answer = derive(raw)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(answer)
+    os.replace(tmp, cache)
+    return answer
+
+
+# --- the pod network ---------------------------------------------------------------------------------------
+
+#: Where kind reads the default CNI's manifest, from the first control-plane node, when it installs it.
+CNI_MANIFEST = "/kind/manifests/default-cni.yaml"
+_TOP_LEVEL_KIND = re.compile(r"^kind:[ \t]*[\"']?([A-Za-z]+)", re.MULTILINE)
+
+
+def manifest_kinds(manifest: str) -> list[str]:
+    """The kinds of a multi-document manifest's objects, in order (read by line: kind's manifests are
+    templates, not always YAML)."""
+    return _TOP_LEVEL_KIND.findall(manifest)
+
+
+def _kinds_line(manifest: bytes) -> str:
+    return " ".join(manifest_kinds(manifest.decode(errors="replace")))
+
+
+def check_pod_network(config: KindConfig, environment: Environment) -> None:
+    """ConfigError, one line naming the image and the fix, when the config asks for worker nodes and kind's
+    default CNI would give them no pod network: the node image's default CNI manifest holds no DaemonSet
+    (kind's kindnetd is one; a single node needs none). kind installs the manifest of the control-plane
+    node's image, so that one is read: the image option, else the node's own ``image:``, else kind's
+    default. Nothing is read for a single node, a disabled default CNI, or an image not present yet."""
+    if not config.workers or not config.default_cni:
+        return
+    image = environment.image or config.control_plane_image or environment.node_image
+    client = docker_client()
+    known_id = image_id(client, image)
+    if known_id is None:
+        return  # kind pulls it; its manifest is kind's concern then
+    kinds = _image_fact(client, image, CNI_MANIFEST, "cni-kinds", _kinds_line, known_id)
+    if kinds is not None and "DaemonSet" in kinds.split():
+        return
+    holds = "is missing" if kinds is None else f"holds no DaemonSet, only {', '.join(kinds.split()) or 'nothing'}"
+    raise ConfigError(
+        f"the kind config has worker nodes, but node image {image} has no pod network for them: its {CNI_MANIFEST} "
+        f"{holds}; use an image whose default CNI is a DaemonSet (kind's kindnetd, or the flannel of the image "
+        "ci/setup.sh builds), or set networking.disableDefaultCNI: true and install your own CNI"
+    )
 
 
 def _fmt(v: Version) -> str:

@@ -5,19 +5,25 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_kind_audit import environment
 from pytest_kind_audit.environment import (
     KIND_DEFAULT_IMAGES,
+    Environment,
     ImageReference,
     check_kind_supports,
+    check_pod_network,
     default_image,
     find_default_images,
+    manifest_kinds,
     parse_image_reference,
     parse_kind_version,
 )
 from pytest_kind_audit.exceptions import ConfigError, EnvironmentNotReady
+from pytest_kind_audit.kindconfig import KindConfig
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 LOCAL = f"127.0.0.1:5000/kind-audit-ci/node:v1.34.4-2@{DIGEST}"
@@ -187,3 +193,131 @@ def test_a_kind_too_old_for_the_image_is_one_line_naming_both_versions_and_the_m
     check_kind_supports((0, 30, 0), (1, 36, 1), image)
     with pytest.raises(ConfigError, match=r"runs Kubernetes v1\.22\.0: Kubernetes v1\.22\.0 is too old"):
         check_kind_supports((0, 30, 0), (1, 22, 0), "old/node:v1.22.0")
+
+
+# --- the pod network for worker nodes ---------------------------------------------------------------------
+
+FLANNEL = """\
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: flannel, namespace: kube-system}
+---
+kind: ClusterRoleBinding
+apiVersion: rbac.authorization.k8s.io/v1
+roleRef:
+  kind: ClusterRole
+  name: flannel
+subjects:
+- kind: ServiceAccount
+  name: flannel
+---
+kind: ConfigMap
+data:
+  net-conf.json: |
+    {"Network": "{{ .PodSubnet }}", "Backend": {"Type": "host-gw"}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: kube-flannel-ds}
+"""
+PLACEHOLDER = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: no-cni\n  namespace: kube-system\n"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "kinds"),
+    [
+        (FLANNEL, ["ServiceAccount", "ClusterRoleBinding", "ConfigMap", "DaemonSet"]),  # nested kinds are not objects
+        (PLACEHOLDER, ["ConfigMap"]),
+        ("kind: 'DaemonSet'\n---\nkind: \"Deployment\"\n", ["DaemonSet", "Deployment"]),
+        ("", []),
+    ],
+)
+def test_the_kinds_of_a_cni_manifest_template(manifest: str, kinds: list[str]) -> None:
+    assert manifest_kinds(manifest) == kinds
+
+
+def _config(tmp_path: Path, base: dict[str, Any]) -> KindConfig:
+    policy = tmp_path / "audit-policy.yaml"
+    return KindConfig.build(policy_file=policy, kind_version=(0, 30, 0), kubernetes_version=(1, 34, 4), base=base)
+
+
+def _env(image: str = "", node_image: str = "kind-audit-ci/node:v1.34.4-2") -> Environment:
+    return Environment("kind", (0, 30, 0), image, (1, 34, 4), False, node_image=node_image)
+
+
+class FakeImages:
+    """The node images' files as this test says, read through the plugin's cache (no Docker)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, files: dict[str, bytes | None]) -> None:
+        self.files = files
+        self.reads: list[str] = []
+        monkeypatch.setenv("PYTEST_KIND_AUDIT_STATE_DIR", str(tmp_path / "state"))
+        monkeypatch.setattr(environment, "docker_client", lambda: None)
+        monkeypatch.setattr(
+            environment,
+            "image_id",
+            lambda client, image: f"sha256:{image.replace('/', '_')}" if image in files else None,
+        )
+        monkeypatch.setattr(environment, "read_image_file", self.read)
+
+    def read(self, client: object, image: str, path: str) -> bytes | None:
+        assert path == "/kind/manifests/default-cni.yaml"
+        self.reads.append(image)
+        return self.files[image]
+
+
+WORKERS = {"nodes": [{"role": "control-plane"}, {"role": "worker"}]}
+
+
+def test_workers_with_an_image_without_a_cni_daemonset_are_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = FakeImages(
+        monkeypatch, tmp_path, {"old:1": PLACEHOLDER.encode(), "new:1": FLANNEL.encode(), "bare:1": None}
+    )
+    with pytest.raises(ConfigError) as info:
+        check_pod_network(_config(tmp_path, WORKERS), _env("old:1"))
+    assert str(info.value) == (
+        "the kind config has worker nodes, but node image old:1 has no pod network for them: its "
+        "/kind/manifests/default-cni.yaml holds no DaemonSet, only ConfigMap; use an image whose default CNI "
+        "is a DaemonSet (kind's kindnetd, or the flannel of the image ci/setup.sh builds), or set "
+        "networking.disableDefaultCNI: true and install your own CNI"
+    )
+    check_pod_network(_config(tmp_path, WORKERS), _env("new:1"))
+    with pytest.raises(ConfigError, match=r"image bare:1 has no pod network .* is missing; use an image"):
+        check_pod_network(_config(tmp_path, WORKERS), _env("bare:1"))
+    # The answers are kept by image id: asked again, only the image without the file is read again.
+    for image in ("old:1", "bare:1"):
+        with pytest.raises(ConfigError):
+            check_pod_network(_config(tmp_path, WORKERS), _env(image))
+    check_pod_network(_config(tmp_path, WORKERS), _env("new:1"))
+    assert images.reads == ["old:1", "new:1", "bare:1", "bare:1"]
+
+
+def test_the_control_plane_image_is_the_one_kind_reads_the_cni_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = FakeImages(monkeypatch, tmp_path, {"old:1": PLACEHOLDER.encode(), "new:1": FLANNEL.encode()})
+    own = {"nodes": [{"role": "control-plane", "image": "new:1"}, {"role": "worker", "image": "old:1"}]}
+    check_pod_network(_config(tmp_path, own), _env(node_image="old:1"))  # kind's default is not used
+    with pytest.raises(ConfigError, match="node image old:1 has no pod network"):
+        check_pod_network(_config(tmp_path, own), _env(image="old:1", node_image="old:1"))  # --image wins
+    assert images.reads == ["new:1", "old:1"]
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        {},  # one node: no pod network needed
+        {"nodes": [{"role": "control-plane"}]},
+        {"networking": {"disableDefaultCNI": True}, **WORKERS},  # the user installs a CNI
+        {"nodes": [{"role": "control-plane", "image": "elsewhere:1"}, {"role": "worker"}]},  # kind pulls it
+    ],
+)
+def test_nothing_is_read_when_no_default_cni_is_needed_or_the_image_is_not_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base: dict[str, Any]
+) -> None:
+    images = FakeImages(monkeypatch, tmp_path, {"old:1": PLACEHOLDER.encode()})
+    check_pod_network(_config(tmp_path, base), _env(node_image="old:1"))
+    assert images.reads == []
