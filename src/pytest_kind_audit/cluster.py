@@ -148,6 +148,7 @@ class AuditedCluster:
         ]  # fmt: skip
         if environment.image:
             argv += ["--image", environment.image]
+        started = time.monotonic()
         try:
             _commands.run(argv, timeout=CREATE_TIMEOUT)
             cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
@@ -155,6 +156,8 @@ class AuditedCluster:
             if fingerprint is not None:
                 write_fingerprint(cluster.container, fingerprint)
             cluster.wait_for_audit_log()
+            if config.workers and config.default_cni:  # kind's --wait waits for the control plane only
+                cluster.wait_for_nodes(1 + config.workers, started + CREATE_TIMEOUT - time.monotonic())
         except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
             deletion = delete_cluster(environment.kind_binary, name, kubeconfig, made_in=workdir)
             if records is not None and deletion.deleted:
@@ -311,6 +314,23 @@ class AuditedCluster:
             time.sleep(0.05)
         raise ClusterError(f"the API server of {self.name!r} wrote no audit event to {AUDIT_LOG_PATH} in {timeout}s")
 
+    def wait_for_nodes(self, count: int, timeout: float) -> None:
+        """Wait until ``count`` nodes are registered and all are Ready; ClusterError naming those that are
+        not, with their Ready condition's message, after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answer = self.kubectl("get", "nodes", "-o", "json", timeout=max(5.0, deadline - time.monotonic()))
+                waiting = not_ready(json.loads(answer), count)
+            except CommandError as exc:  # the API server may still settle: ask again
+                waiting = {"kubectl get nodes": _last_lines(exc.stderr, 1) or f"exit code {exc.returncode}"}
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        if waiting:
+            states = "; ".join(f"{node}: {message}" for node, message in waiting.items())
+            raise ClusterError(f"the nodes of {self.name!r} were not all Ready within {timeout:.0f}s: {states}")
+
     def kubectl(self, *args: str, input: str | bytes | None = None, check: bool = True, timeout: float = 120) -> str:
         """Run kubectl against this cluster (its own kubeconfig; ~/.kube/config is never touched)."""
         if self._kubectl:
@@ -349,6 +369,22 @@ class AuditedCluster:
 
     def __repr__(self) -> str:
         return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
+
+
+def not_ready(nodes: Mapping[str, Any], count: int) -> dict[str, str]:
+    """The nodes of a ``kubectl get nodes -o json`` answer that are not Ready, each with its Ready condition's
+    message, and how many of ``count`` have not registered yet."""
+    waiting: dict[str, str] = {}
+    items = nodes.get("items") or []
+    for item in items:
+        conditions = (item.get("status") or {}).get("conditions") or []
+        ready: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        if ready.get("status") != "True":
+            status = f"Ready={ready['status']}" if ready.get("status") else "no Ready condition yet"
+            waiting[item["metadata"]["name"]] = ready.get("message") or status
+    if len(items) < count:
+        waiting["not registered"] = f"{count - len(items)} of {count} nodes"
+    return waiting
 
 
 def _housekeeping(event: AuditEvent) -> bool:
