@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_kind_audit import AuditedCluster, AuditPolicy, AuditWindow, assert_audited, assert_not_audited
+from pytest_kind_audit import (
+    AuditedCluster,
+    AuditPolicy,
+    AuditWindow,
+    KindConfig,
+    assert_audited,
+    assert_not_audited,
+)
 from pytest_kind_audit.evaluator import RequestAttributes
 
 from .conftest import LEVEL_NAMESPACES
@@ -186,7 +193,7 @@ def test_session_stream_and_queries(audited_cluster: AuditedCluster, namespace: 
     assert client_error and all(400 <= e.code < 500 for e in client_error)  # type: ignore[operator]
 
 
-def test_cluster_handle(audited_cluster: AuditedCluster) -> None:
+def test_cluster_handle(audited_cluster: AuditedCluster, kind_config: KindConfig) -> None:
     assert re.fullmatch(r"v1\.\d+\.\d+", audited_cluster.kubernetes_version)
     image = os.environ.get("PYTEST_KIND_AUDIT_IMAGE", "")
     if image.startswith("kind-audit-ci/node:"):
@@ -196,7 +203,8 @@ def test_cluster_handle(audited_cluster: AuditedCluster) -> None:
     default = Path.home() / ".kube" / "config"
     assert not default.exists() or audited_cluster.name not in default.read_text(), "~/.kube/config was touched"
     nodes = audited_cluster.kubectl("get", "nodes", "-o", "name").split()
-    assert nodes == [f"node/{audited_cluster.name}-control-plane"]
+    workers = [f"node/{audited_cluster.name}-worker{i if i > 1 else ''}" for i in range(1, kind_config.workers + 1)]
+    assert nodes == [f"node/{audited_cluster.name}-control-plane", *workers]
 
 
 def test_the_policy_evaluator_predicts_every_real_events_level(
