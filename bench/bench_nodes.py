@@ -64,8 +64,9 @@ def node_cost(pairs: int) -> None:
                 sink.append(first_test(d, *args))
         for label, got in (("1 node", one), ("1 control plane + 2 workers", three)):
             firsts, totals = [f for f, _ in got], [t for _, t in got]
-            print(f"{label:30s} first test {statistics.median(firsts):5.1f}s  whole run {statistics.median(totals):5.1f}s"
-                  f"  (runs: {', '.join(f'{f:.1f}' for f in firsts)})")  # fmt: skip
+            runs = ", ".join(f"{f:.1f}" for f in firsts)
+            print(f"{label:30s} first test {statistics.median(firsts):5.1f}s  "
+                  f"whole run {statistics.median(totals):5.1f}s  (runs: {runs})")  # fmt: skip
         per_worker = (statistics.median(f for f, _ in three) - statistics.median(f for f, _ in one)) / 2
         print(f"each worker adds {per_worker:.1f}s to the time to the first test (median of {pairs} pairs)")
 
