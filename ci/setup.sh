@@ -26,6 +26,7 @@ line() {
 line 1
 line 2
 export CI_LINE=1
+"$CI_DIR/build-workload-image.sh" >/dev/null  # the e2e tests' in-cluster workload (kind load docker-image)
 # The local registry holding the node image, and kind CLIs whose default node image is in it (and one
 # whose digest is not), for tests/e2e/test_default_image.py.
 ref=$("$CI_DIR/ensure-registry.sh" | tail -n 1)
