@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from . import _commands
+from . import _commands, images
 from .asserts import current_window
 from .authorizer import Verification, check_least_privilege, live_rbac, verify_rbac
 from .deletion import Deletion, delete_cluster
@@ -350,6 +350,17 @@ class AuditedCluster:
         """The API server's version, e.g. ``v1.34.4``."""
         data: Mapping[str, Any] = self.kubectl_json("version")
         return str(data["serverVersion"]["gitVersion"])
+
+    def load_image(self, image: str) -> str:
+        """Put ``image`` from this host's Docker into every node (``kind load docker-image``, with this cluster's
+        kind) and return the reference for a pod spec. Build or pull it on this host first: a missing image is
+        an ImageLoadError naming the fix, before kind runs; so is a failed load, with kind's last error line.
+
+        A loaded image is in the nodes only, no registry has it: the pod's ``imagePullPolicy`` must be
+        ``IfNotPresent`` or ``Never``. That is the default for a tagged reference (``my-app:dev``), but a
+        ``:latest`` or untagged one defaults to ``Always`` and the kubelet would try to pull it: set the policy,
+        or tag the image."""
+        return images.load_image(self.kind_binary, self.name, image)
 
     def exec_in_node(self, *argv: str) -> str:
         """Run a command in the control-plane container (diagnostics)."""

@@ -50,3 +50,7 @@ class LogStreamBroken(ClusterError):
 
 class RbacError(KindAuditError, ValueError):
     """RBAC input that cannot be used: a manifest that is not an RBAC object, a subject that made no request."""
+
+
+class ImageLoadError(KindAuditError):
+    """An image could not be put into a cluster's nodes: it is not on this host, or ``kind load`` failed."""
