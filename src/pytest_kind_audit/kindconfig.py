@@ -95,9 +95,12 @@ class KindConfig:
             # Kubelet 1.35+ refuses cgroup v1 hosts unless told otherwise.
             patches.append("kind: KubeletConfiguration\nfailCgroupV1: false\n")
         node.setdefault("kubeadmConfigPatches", []).extend(patches)
-        node.setdefault("extraMounts", []).append(
-            {"hostPath": str(policy), "containerPath": POLICY_PATH, "readOnly": True}
-        )
+        for each in data["nodes"]:
+            # On workers too: a bind mount from the run's directory proves whose node it is (ownership.made_by),
+            # so deleting a half-made or finished cluster never takes, nor leaves, a node that is not its own.
+            each.setdefault("extraMounts", []).append(
+                {"hostPath": str(policy), "containerPath": POLICY_PATH, "readOnly": True}
+            )
         return cls(data=data, policy_path=policy, kubeadm_api=api, apiserver_args=args)
 
     @property

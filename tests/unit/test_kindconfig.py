@@ -86,7 +86,8 @@ def test_user_config_is_merged_not_replaced(tmp_path: Path) -> None:
     assert data["networking"] == {"podSubnet": "10.250.0.0/16"}
     assert data["featureGates"] == {"SomeGate": True}
     cp, worker = data["nodes"]
-    assert worker == {"role": "worker"}
+    # Workers get the policy's bind mount only: it proves whose node each is when the cluster is deleted.
+    assert worker == {"role": "worker", "extraMounts": [cp["extraMounts"][-1]]}
     assert cp["extraPortMappings"] == [{"containerPort": 80, "hostPort": 8080}]
     assert cp["kubeadmConfigPatches"][0].startswith("kind: InitConfiguration")
     assert len(cp["kubeadmConfigPatches"]) == 2
