@@ -16,6 +16,8 @@ import pytest
 from pytest_kind_audit import AuditedCluster, ClusterError, assert_audited
 from pytest_kind_audit.cluster import not_ready
 from pytest_kind_audit.kindconfig import AUDIT_LOG_PATH
+from pytest_kind_audit.nodes import cluster_containers, docker_client, name_of
+from pytest_kind_audit.ownership import made_by
 
 from .helpers import delete_cluster, node_containers
 
@@ -135,6 +137,19 @@ def test_the_audit_log_is_the_control_planes_alone(audited_cluster: AuditedClust
     assert len(control_plane) >= 2 and control_plane[-1] == "LOG", control_plane
     for worker in workers:
         assert in_node(worker, apiserver).stdout.split() == [], worker
+
+
+def test_every_node_is_the_runs_own_so_deletion_takes_the_workers_too(
+    audited_cluster: AuditedCluster, kind_audit_workdir: Path, workers: list[str]
+) -> None:
+    # The deletion of a finished or half-made cluster removes the nodes made with a bind mount from the run's
+    # directory, and leaves any other alone: a worker without it would outlive the run.
+    if not audited_cluster.created:
+        pytest.skip("this process attached to the cluster: another run or process made its nodes")
+    nodes = {
+        name_of(c): made_by(c, kind_audit_workdir) for c in cluster_containers(docker_client(), audited_cluster.name)
+    }
+    assert nodes == {audited_cluster.node: True, **dict.fromkeys(workers, True)}
 
 
 def test_a_pod_on_a_worker_runs_and_its_kubelet_is_audited(
