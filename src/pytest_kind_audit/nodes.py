@@ -403,7 +403,7 @@ class NodeShell:
             exec_id = api.exec_create(self.container.id, argv, stdin=True, stdout=True, stderr=False,
                                       tty=False)["Id"]  # fmt: skip
             self._sdk_socket = api.exec_start(exec_id, socket=True)
-            self._socket = self._sdk_socket._sock
+            self._socket = sdk_stream_socket(self._sdk_socket)
             self._socket.settimeout(self.timeout)
         self.starts += 1
 
@@ -458,6 +458,13 @@ class NodeShell:
             self._sdk_socket = None
 
 
+def sdk_stream_socket(stream: Any) -> Any:
+    """The socket to talk on under what the SDK's ``exec_start(socket=True)`` returns: that is a SocketIO
+    around the socket over plain TCP or a Unix socket, but over TLS the SSL socket itself (which has no
+    ``_sock``: the TLS layer must not be skipped)."""
+    return getattr(stream, "_sock", stream)
+
+
 def _node_state(container: Container, timeout: float) -> dict[str, Any]:
     """The container's State as Docker has it now (the Engine API, else the SDK)."""
     engine = Engine.from_env(timeout)
@@ -466,7 +473,12 @@ def _node_state(container: Container, timeout: float) -> dict[str, Any]:
         if attrs is None:
             return {"Status": "removed"}
     else:
-        container.reload()
+        from docker.errors import NotFound
+
+        try:
+            container.reload()
+        except NotFound:  # as the Engine API's 404 above: gone, not "Docker does not answer"
+            return {"Status": "removed"}
         attrs = container.attrs
     return dict(attrs.get("State") or {})
 
