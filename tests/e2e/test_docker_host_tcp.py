@@ -210,6 +210,7 @@ def test_an_attached_cluster_reads_its_audit_log_through_the_sdk(
     assert running is not None and running["State"]["Running"], "closing must not stop the session's cluster"
 
 
+@pytest.mark.parametrize("sdk_docker", ["tcp"], indirect=True)  # nothing here differs over TLS
 def test_a_broken_stream_is_explained_and_images_are_read_through_the_sdk(
     sdk_docker: DockerForwarder, kind_audit_environment: Environment
 ) -> None:
