@@ -33,7 +33,7 @@ from . import _commands, images
 from .asserts import current_window
 from .authorizer import Verification, check_least_privilege, live_rbac, verify_rbac
 from .deletion import Deletion, delete_cluster
-from .environment import Environment
+from .environment import Environment, check_pod_network
 from .events import AuditEvent
 from .exceptions import ClusterError, CommandError, NoAuditWindow
 from .identities import HOUSEKEEPING_USER, TOKEN_SECONDS, Housekeeper, Identity, make_service_account, user_groups
@@ -125,11 +125,12 @@ class AuditedCluster:
     ) -> AuditedCluster:
         """Create the cluster (kind create cluster) with its own kubeconfig; delete it again if anything fails.
 
-        Refused when the policy is one this Kubernetes version refuses, or when a cluster of that name
-        exists: it is somebody else's. The host record is written first, so a run killed mid-creation can
-        be cleaned up by the next one; the policy file in ``workdir`` is bind-mounted into the node, which
-        proves later whose node it is."""
+        Refused when the policy is one this Kubernetes version refuses, when a cluster of that name exists
+        (it is somebody else's), or when the config asks for workers the node image has no pod network for.
+        The host record is written first, so a run killed mid-creation can be cleaned up by the next one;
+        the policy file in ``workdir`` is bind-mounted into every node, which proves later whose node it is."""
         policy = policy.for_kubernetes(environment.kubernetes_version)
+        check_pod_network(config, environment)
         if cluster_containers(docker_client(), name):
             raise ClusterError(
                 f"a kind cluster named {name!r} already exists and was left alone: pass "

@@ -430,8 +430,8 @@ def check_pod_network(config: KindConfig, environment: Environment) -> None:
     holds = "is missing" if kinds is None else f"holds no DaemonSet, only {', '.join(kinds.split()) or 'nothing'}"
     raise ConfigError(
         f"the kind config has worker nodes, but node image {image} has no pod network for them: its {CNI_MANIFEST} "
-        f"{holds}; use an image whose default CNI is a DaemonSet (kind's kindnetd, or the flannel of the image "
-        "ci/setup.sh builds), or set networking.disableDefaultCNI: true and install your own CNI"
+        f"{holds}; use an image whose default CNI is a DaemonSet (kind's kindnetd, or flannel as in "
+        "pytest-kind-audit's offline images), or set networking.disableDefaultCNI: true and install your own CNI"
     )
 
 

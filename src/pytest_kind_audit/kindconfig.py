@@ -94,19 +94,23 @@ class KindConfig:
         if cgroup_v1_host and kubernetes_version >= (1, 35, 0):
             # Kubelet 1.35+ refuses cgroup v1 hosts unless told otherwise.
             patches.append("kind: KubeletConfiguration\nfailCgroupV1: false\n")
-        node.setdefault("kubeadmConfigPatches", []).extend(patches)
+        node["kubeadmConfigPatches"] = [*(node.get("kubeadmConfigPatches") or []), *patches]
         for each in data["nodes"]:
             # On workers too: a bind mount from the run's directory proves whose node it is (ownership.made_by),
             # so deleting a half-made or finished cluster never takes, nor leaves, a node that is not its own.
-            each.setdefault("extraMounts", []).append(
-                {"hostPath": str(policy), "containerPath": POLICY_PATH, "readOnly": True}
-            )
+            mount = {"hostPath": str(policy), "containerPath": POLICY_PATH, "readOnly": True}
+            each["extraMounts"] = [*(each.get("extraMounts") or []), mount]
         return cls(data=data, policy_path=policy, kubeadm_api=api, apiserver_args=args)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The nodes' roles, in the config's order."""
+        return tuple(str(n.get("role", "control-plane")) for n in self.data.get("nodes") or ())
 
     @property
     def workers(self) -> int:
         """How many worker nodes the config asks for."""
-        return sum(1 for n in self.data.get("nodes") or () if n.get("role") == "worker")
+        return self.roles.count("worker")
 
     @property
     def default_cni(self) -> bool:
@@ -154,8 +158,15 @@ def _check_base(data: dict[str, Any]) -> dict[str, Any]:
     if kind != "Cluster" or api != KIND_API_VERSION:
         raise ConfigError(f"the kind config must be kind: Cluster, apiVersion: {KIND_API_VERSION}; got {kind}, {api}")
     nodes = data.get("nodes")
+    if nodes == []:  # kind's default, as for no nodes key: one control plane
+        del data["nodes"]
+        nodes = None
     if nodes is not None and (not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes)):
         raise ConfigError("the kind config's nodes must be a list of mappings")
+    for i, node in enumerate(nodes or (), 1):
+        for key in ("extraMounts", "kubeadmConfigPatches"):  # the plugin adds to both
+            if node.get(key) is not None and not isinstance(node[key], list):
+                raise ConfigError(f"the kind config's node {i} has {key} that is not a list")
     if nodes is not None:
         _control_planes(nodes)
     return data
@@ -168,11 +179,13 @@ def _control_planes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise ConfigError(f"the kind config's node {i} has role {role!r}; kind knows {' and '.join(ROLES)}")
     control_planes = [n for n in nodes if n.get("role", "control-plane") == "control-plane"]
-    if len(control_planes) != 1:
+    if not control_planes:
+        raise ConfigError("the kind config has no control-plane node; add one (role: control-plane)")
+    if len(control_planes) > 1:
         raise ConfigError(
             f"the kind config has {len(control_planes)} control-plane nodes; pytest-kind-audit needs exactly one: "
-            "it reads one API server's audit log, and kind's load balancer for several control planes (the "
-            "envoy image) cannot be built offline; add worker nodes instead"
+            "it reads one API server's audit log (and kind's load balancer in front of several comes from a "
+            "registry, so the offline toolchain cannot build it); add worker nodes instead"
         )
     return control_planes
 

@@ -50,7 +50,7 @@ __all__ = [
 
 FINGERPRINT_PATH = f"{NODE_DIR}/cluster.json"
 # What must be equal for a cluster to be reused.
-MATCHED = ("policy_sha256", "backend", "image", "apiserver_args")
+MATCHED = ("policy_sha256", "backend", "image", "apiserver_args", "nodes")
 
 
 def process_start(pid: int) -> str:
@@ -88,6 +88,9 @@ class Fingerprint:
     kind_version: tuple[int, ...] = ()
     image_option: str = ""
     kubernetes_version: tuple[int, ...] = ()
+    #: The nodes' roles in the kind config's order ("control-plane", "worker", ...); () in records written
+    #: before they were kept, which then match any.
+    nodes: tuple[str, ...] = ()
 
     @staticmethod
     def policy_hash(policy_yaml: str) -> str:
@@ -105,6 +108,7 @@ class Fingerprint:
             fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
             for key in ("kind_version", "kubernetes_version"):  # JSON has lists
                 fields[key] = tuple(int(n) for n in fields.get(key) or ())
+            fields["nodes"] = tuple(str(role) for role in fields.get("nodes") or ())
             return cls(**fields)
         except (ValueError, TypeError, AttributeError):
             return None
@@ -116,8 +120,12 @@ class Fingerprint:
             have, want = getattr(self, key), getattr(wanted, key)
             if key == "apiserver_args":
                 have, want = dict(have), dict(want)
+            if key == "nodes" and not have:
+                continue  # recorded before nodes were: unknown
             if have != want:
-                if key == "policy_sha256":
+                if key == "nodes":
+                    out.append(f"nodes: {_roles(have)} on the cluster, {_roles(want)} requested")
+                elif key == "policy_sha256":
                     out.append(f"audit policy differs (sha256 {have[:12]} on the cluster, {want[:12]} requested)")
                 else:
                     out.append(f"{key}: {have!r} on the cluster, {want!r} requested")
@@ -125,6 +133,12 @@ class Fingerprint:
 
     def owner_alive(self) -> bool:
         return self.host == socket.gethostname() and alive(self.owner_pid, self.owner_start)
+
+
+def _roles(nodes: tuple[str, ...]) -> str:
+    workers = nodes.count("worker")
+    plural = "s" * (workers > 1)
+    return f"{nodes.count('control-plane')} control plane" + (f" + {workers} worker{plural}" if workers else "")
 
 
 def write_fingerprint(container: Container, fingerprint: Fingerprint) -> None:

@@ -54,6 +54,7 @@ class ClusterRequest:
             kind_version=env.kind_version,
             image_option=env.image,
             kubernetes_version=env.kubernetes_version,
+            nodes=self.config.roles,
         )
 
 

@@ -179,7 +179,7 @@ def test_kind_config_nodes_kind_cannot_audit(pytester: pytest.Pytester) -> None:
     path.write_text("nodes:\n- role: control-plane\n- role: control-plane\n")
     usage_error(pytester, f"--kind-audit-kind-config={path}",
                 line="--kind-audit-kind-config: the kind config has 2 control-plane nodes; pytest-kind-audit "
-                     "needs exactly one: it reads one API server's audit log, *; add worker nodes instead")  # fmt: skip
+                     "needs exactly one: it reads one API server's audit log *; add worker nodes instead")  # fmt: skip
 
 
 def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:

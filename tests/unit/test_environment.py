@@ -281,7 +281,7 @@ def test_workers_with_an_image_without_a_cni_daemonset_are_refused_in_one_line(
     assert str(info.value) == (
         "the kind config has worker nodes, but node image old:1 has no pod network for them: its "
         "/kind/manifests/default-cni.yaml holds no DaemonSet, only ConfigMap; use an image whose default CNI "
-        "is a DaemonSet (kind's kindnetd, or the flannel of the image ci/setup.sh builds), or set "
+        "is a DaemonSet (kind's kindnetd, or flannel as in pytest-kind-audit's offline images), or set "
         "networking.disableDefaultCNI: true and install your own CNI"
     )
     check_pod_network(_config(tmp_path, WORKERS), _env("new:1"))

@@ -108,9 +108,27 @@ def test_two_control_planes_are_refused_saying_why(tmp_path: Path) -> None:
         build(tmp_path, (0, 30, 0), (1, 34, 4), base=base)
     assert str(info.value) == (
         "the kind config has 2 control-plane nodes; pytest-kind-audit needs exactly one: it reads one API "
-        "server's audit log, and kind's load balancer for several control planes (the envoy image) cannot be "
-        "built offline; add worker nodes instead"
+        "server's audit log (and kind's load balancer in front of several comes from a registry, so the offline "
+        "toolchain cannot build it); add worker nodes instead"
     )
+
+
+def test_no_control_plane_is_refused_and_no_nodes_is_kinds_default(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, (0, 30, 0), (1, 34, 4), base={"nodes": [{"role": "worker"}]})
+    assert str(info.value) == "the kind config has no control-plane node; add one (role: control-plane)"
+    config = build(tmp_path, (0, 30, 0), (1, 34, 4), base={"nodes": []})
+    assert config.roles == ("control-plane",)
+
+
+@pytest.mark.parametrize("key", ["extraMounts", "kubeadmConfigPatches"])
+def test_a_node_list_field_that_is_not_a_list_is_one_line(tmp_path: Path, key: str) -> None:
+    base = {"nodes": [{"role": "control-plane"}, {"role": "worker", key: {"hostPath": "/x"}}]}
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, (0, 30, 0), (1, 34, 4), base=base)
+    assert str(info.value) == f"the kind config's node 2 has {key} that is not a list"
+    base = {"nodes": [{"role": "control-plane", key: None}, {"role": "worker", key: None}]}
+    assert build(tmp_path, (0, 30, 0), (1, 34, 4), base=base).workers == 1
 
 
 def test_a_role_kind_does_not_know_is_refused_naming_the_node(tmp_path: Path) -> None:
@@ -176,7 +194,7 @@ def test_parse_version(text: str, version: tuple[int, int, int]) -> None:
         ("nodes: {a: 1}\n", "nodes must be a list"),
         ("nodes: [{role: control-plane}, {role: Worker}]\n", "node 2 has role 'Worker'; kind knows"),
         ("nodes: [{role: control-plane}, {role: control-plane}]\n", "has 2 control-plane nodes; .* one API server"),
-        ("nodes: [{role: worker}]\n", "has 0 control-plane nodes"),
+        ("nodes: [{role: worker}]\n", r"has no control-plane node; add one \(role: control-plane\)"),
         ("a: [\n", "is not valid YAML"),
     ],
 )

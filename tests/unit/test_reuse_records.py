@@ -106,3 +106,19 @@ def test_the_environment_comes_from_the_record_for_the_same_kind_and_image(
     stat = kind.stat()
     os.utime(kind, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # rebuilt in place
     assert recorded_environment("kind", IMAGE, recorded) is None
+
+
+def test_a_cluster_with_other_nodes_is_not_reused_and_says_which() -> None:
+    def fingerprint(*nodes: str) -> Fingerprint:
+        return Fingerprint(run_id="r", policy_sha256="p", image=IMAGE, nodes=nodes)
+
+    one, three = fingerprint("control-plane"), fingerprint("control-plane", "worker", "worker")
+    assert one.mismatches(three) == ["nodes: 1 control plane on the cluster, 1 control plane + 2 workers requested"]
+    assert three.mismatches(fingerprint("control-plane", "worker")) == [
+        "nodes: 1 control plane + 2 workers on the cluster, 1 control plane + 1 worker requested"
+    ]
+    assert three.mismatches(three) == []
+    # A record written before nodes were kept matches any, and reads back from JSON as a tuple.
+    assert fingerprint().mismatches(three) == []
+    restored = Fingerprint.from_json(three.to_json())
+    assert restored is not None and restored.nodes == ("control-plane", "worker", "worker")
