@@ -12,12 +12,8 @@ ALL_BINS=("${K8S_BINS[@]}" etcd crictl pause)
 missing() { local b; for b in "$@"; do [ -x "$OUT/$b" ] || echo "$b"; done; }
 if [ -z "$(missing "${ALL_BINS[@]}")" ]; then log "binaries present in $OUT, skipping"; echo "$OUT"; exit 0; fi
 
-command -v go >/dev/null || die "go not found: install Go 1.22+ (the kind CLI and Kubernetes are built from Go modules)"
-need_space 6000 "$CACHE_DIR"
 # Build into a temporary directory; it becomes $OUT only when every binary is there.
-TMP=$(mktemp -d "$CACHE_DIR/.binaries.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
+go_build_dir binaries 6000 "Kubernetes $KUBERNETES_VERSION"
 
 build_kubernetes() {
   local w=$TMP/k8s-mod minor staging ldf p

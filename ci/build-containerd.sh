@@ -17,11 +17,7 @@ have() {
   "$1/containerd" --version 2>/dev/null | grep -q " $CONTAINERD_VERSION\( \|$\)"
 }
 if have "$OUT"; then log "containerd $CONTAINERD_VERSION present in $OUT, skipping"; echo "$OUT"; exit 0; fi
-command -v go >/dev/null || die "go not found: install Go 1.26.6+ (containerd is built from $MOD@$CONTAINERD_VERSION)"
-need_space 1500 "$CACHE_DIR"
-TMP=$(mktemp -d "$CACHE_DIR/.containerd.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
+go_build_dir containerd 1500 "containerd $CONTAINERD_VERSION ($MOD)"
 LDF="-s -w -X $MOD/version.Version=$CONTAINERD_VERSION -X $MOD/version.Package=$MOD"
 TAGS="urfave_cli_no_docs no_aufs no_zfs no_btrfs no_devmapper"
 

@@ -6,11 +6,7 @@
 
 OUT=$CACHE_DIR/network-coredns$COREDNS_VERSION-flannel$FLANNEL_VERSION
 if [ -x "$OUT/coredns" ] && [ -x "$OUT/flanneld" ]; then log "CoreDNS and flanneld present in $OUT, skipping"; echo "$OUT"; exit 0; fi
-command -v go >/dev/null || die "go not found: CoreDNS and flannel are built from their Go modules"
-need_space 3000 "$CACHE_DIR"
-TMP=$(mktemp -d "$CACHE_DIR/.network.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
+go_build_dir network 3000 "CoreDNS $COREDNS_VERSION and flannel $FLANNEL_VERSION"
 
 build_coredns() {
   GOBIN=$TMP go_or_die install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"

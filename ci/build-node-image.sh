@@ -31,6 +31,11 @@ fi
 # Kubelet 1.35+ refuses cgroup v1 hosts unless told otherwise (failCgroupV1 defaults to true).
 MINOR=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
 need_space 3000 "$CACHE_DIR"
+# One build at a time on this Docker: the images made here carry fixed tags (the flannel image's) between
+# their import and the save that takes them into the node.
+exec 9>"$CACHE_DIR/.node-image.lock"
+flock 9
+image_exists "$NODE_IMAGE" && { log "$NODE_IMAGE present (built meanwhile), skipping"; exit 0; }
 
 WORK=$(mktemp -d "$CACHE_DIR/.node.XXXXXX")
 BUILDER=kind-audit-build-$$
@@ -58,15 +63,15 @@ component_images() {
 netbase_rootfs() {
   local root=$1
   mkdir -p "$root"
+  # The xtables extension directory is found, not assumed: it is named after the architecture.
   docker run --rm --entrypoint sh "$BASE_IMAGE" -c '
     set -e
-    x=/usr/lib/x86_64-linux-gnu/xtables
+    x=$(dirname "$(ls /usr/lib/*/xtables/libxt_standard.so)")
     bins="/usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /usr/sbin/nft /usr/sbin/conntrack
       /usr/bin/dash /usr/bin/grep /usr/bin/cat /usr/bin/mv /usr/bin/ln /usr/bin/rm /usr/bin/sleep"
     libs=$(ldd $bins $x/*.so | awk "\$2 == \"=>\" && \$3 ~ /^\// {print \$3} NF > 1 && \$1 ~ /^\// {print \$1}" | sort -u)
-    tar -chf - $bins $libs $x /etc/ethertypes /etc/protocols /etc/services 2>/dev/null' | tar -C "$root" -xf -
-  [ -x "$root/usr/sbin/xtables-nft-multi" ] && [ -d "$root/usr/lib/x86_64-linux-gnu/xtables" ] ||
-    die "could not copy iptables from $BASE_IMAGE"
+    tar -chf - $bins $libs $x /etc/ethertypes /etc/protocols /etc/services' | tar -C "$root" -xf - ||
+    die "could not copy iptables and its libraries from $BASE_IMAGE (the lines above say what was missing)"
   mkdir -p "$root/bin" "$root/tmp" "$root/run" "$root/var/run"
   chmod 1777 "$root/tmp"
   ln -sf /usr/bin/dash "$root/bin/sh"

@@ -57,3 +57,14 @@ go_or_die() {
   fi
   rm -f "$err"
 }
+
+# go_build_dir NAME MIB WHAT: for a script that builds from Go modules: Go on PATH, MIB MiB free, and $TMP,
+# a scratch directory under the cache (removed on exit) where outputs are made before they are moved into
+# place. WHAT says what needs Go, for the one-line failure.
+go_build_dir() {
+  command -v go >/dev/null || die "go not found: install Go 1.26 ($3 is built from Go modules)"
+  need_space "$2" "$CACHE_DIR"
+  TMP=$(mktemp -d "$CACHE_DIR/.$1.XXXXXX")
+  trap 'rm -rf "$TMP"' EXIT
+  export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
+}
