@@ -5,8 +5,10 @@ node image), and its requests are audited under its user and user agent."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,8 +18,10 @@ import pytest
 from tests.unit.test_readme import readme_block
 
 from pytest_kind_audit import AuditedCluster, ImageLoadError, assert_audited, assert_not_audited
+from pytest_kind_audit.environment import Environment
 from pytest_kind_audit.images import absent_message, load_image
 from pytest_kind_audit.log import AuditWindow
+from pytest_kind_audit.options import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +40,32 @@ def _pinned(name: str) -> str:
 
 
 WORKLOAD_IMAGE = _pinned("WORKLOAD_IMAGE")
+SOURCES = Path(__file__).parent / "workload"
+LABEL = "io.kind-audit.source"
+
+
+def _source_hash() -> str:
+    """What ci/build-workload-image.sh stamps the image with: sha256 of go.mod, go.sum and main.go, 12 digits."""
+    sources = b"".join((SOURCES / name).read_bytes() for name in ("go.mod", "go.sum", "main.go"))
+    return hashlib.sha256(sources).hexdigest()[:12]
+
+
+@pytest.fixture(scope="module")
+def workload_image(kind_audit_environment: Environment, kind_audit_settings: Settings) -> str:
+    """The workload image, built from the current sources: absent, the tests skip (fail with
+    --kind-audit-require); built from other sources (the tag is fixed), they fail. Checked once Docker is."""
+    fix = "run ci/build-workload-image.sh"
+    inspect = ["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", WORKLOAD_IMAGE]
+    found = subprocess.run(inspect, capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        if kind_audit_settings.require:
+            pytest.fail(f"{WORKLOAD_IMAGE} is not on this host: {fix}", pytrace=False)
+        pytest.skip(f"{WORKLOAD_IMAGE} is not on this host: {fix}")
+    label, want = (json.loads(found.stdout) or {}).get(LABEL), _source_hash()
+    if label != want:
+        pytest.fail(f"{WORKLOAD_IMAGE} is stale: its {LABEL} label is {label or 'missing'}, tests/e2e/workload "
+                    f"hashes to {want}: {fix} to rebuild it", pytrace=False)  # fmt: skip
+    return WORKLOAD_IMAGE
 
 
 def _run_job(cluster: AuditedCluster, namespace: str, image: str, account: str, timeout: float = 180) -> str:
@@ -60,12 +90,12 @@ def _run_job(cluster: AuditedCluster, namespace: str, image: str, account: str, 
 
 
 def test_a_job_is_audited_as_its_service_account_and_user_agent(
-    audited_cluster: AuditedCluster, audit_namespace: str, audit_log: AuditWindow
+    audited_cluster: AuditedCluster, audit_namespace: str, audit_log: AuditWindow, workload_image: str
 ) -> None:
     started = datetime.now(timezone.utc)
-    image = audited_cluster.load_image(WORKLOAD_IMAGE)
+    image = audited_cluster.load_image(workload_image)
     loaded = datetime.now(timezone.utc)
-    assert image == WORKLOAD_IMAGE
+    assert image == workload_image
     sa = audited_cluster.service_account("workload", namespace=audit_namespace)
     sa.bind(ROLE)
     log = _run_job(audited_cluster, audit_namespace, image, "workload")
@@ -118,15 +148,20 @@ def test_an_absent_image_is_one_line_and_kind_never_runs(
     assert "kind-audit-ci/absent" not in listing
 
 
-def test_a_failed_kind_load_is_one_line_with_kinds_error(audited_cluster: AuditedCluster) -> None:
+def test_a_failed_kind_load_is_one_line_with_kinds_error(audited_cluster: AuditedCluster, workload_image: str) -> None:
     gone = f"kind-audit-gone-{secrets.token_hex(3)}"  # no such cluster: kind itself fails
     with pytest.raises(ImageLoadError) as info:
-        load_image(audited_cluster.kind_binary, gone, WORKLOAD_IMAGE)
+        load_image(audited_cluster.kind_binary, gone, workload_image)
     assert str(info.value) == (
-        f"kind load docker-image {WORKLOAD_IMAGE} into cluster {gone!r} failed: "
+        f"kind load docker-image {workload_image} into cluster {gone!r} failed: "
         f'ERROR: no nodes found for cluster "{gone}"'
     )
 
 
-# The README's example is a test of this module, run as written against the session's cluster.
-exec(compile(readme_block("## Workloads inside the cluster"), "README.md", "exec"))
+# The README's example is a test of this module, run as written against the session's cluster, after the
+# image's check as the tests above.
+README: dict[str, Any] = {"__name__": __name__}
+exec(compile(readme_block("## Workloads inside the cluster"), "README.md", "exec"), README)
+test_the_workload_writes_one_configmap = pytest.mark.usefixtures("workload_image")(
+    README["test_the_workload_writes_one_configmap"]
+)
