@@ -1,6 +1,6 @@
 """Clusters with worker nodes: kind configs the plugin cannot audit are refused before any cluster exists,
-in one line; and, when the session's cluster has workers (a kind config with them, e.g.
-PYTEST_KIND_AUDIT_KIND_CONFIG naming ``nodes: [control-plane, worker, worker]``), every node is Ready, the
+in one line; and, when the session's cluster has workers (run with
+``--kind-audit-kind-config=tests/e2e/kind-workers.yaml``, as CI's second line does), every node is Ready, the
 audit log is the control plane's alone, and a pod on a worker runs, its kubelet's requests audited."""
 
 from __future__ import annotations
@@ -107,8 +107,7 @@ def workers(audited_cluster: AuditedCluster) -> list[str]:
     names = [n.removeprefix("node/") for n in out.split()]
     if not names:
         pytest.skip(
-            "the session's cluster has no worker nodes: run with a kind config that has some, e.g. "
-            "PYTEST_KIND_AUDIT_KIND_CONFIG=FILE with nodes: [{role: control-plane}, {role: worker}, {role: worker}]"
+            "the session's cluster has no worker nodes: run with --kind-audit-kind-config=tests/e2e/kind-workers.yaml"
         )
     return names
 
@@ -132,11 +131,14 @@ def test_every_node_is_ready_when_the_cluster_is_handed_out(
 
 
 def test_the_audit_log_is_the_control_planes_alone(audited_cluster: AuditedCluster, workers: list[str]) -> None:
-    apiserver = f"crictl ps -a -q --name kube-apiserver; test -e {AUDIT_LOG_PATH} && echo LOG"
-    control_plane = in_node(audited_cluster.node, apiserver).stdout.split()
-    assert len(control_plane) >= 2 and control_plane[-1] == "LOG", control_plane
+    # END only when docker exec and crictl both worked: a node that answered nothing fails, never passes.
+    apiserver = f"crictl ps -a -q --name kube-apiserver && {{ test -e {AUDIT_LOG_PATH} && echo LOG; echo END; }}"
+    done = in_node(audited_cluster.node, apiserver)
+    control_plane = done.stdout.split()
+    assert done.returncode == 0 and len(control_plane) >= 3 and control_plane[-2:] == ["LOG", "END"], done
     for worker in workers:
-        assert in_node(worker, apiserver).stdout.split() == [], worker
+        done = in_node(worker, apiserver)
+        assert done.returncode == 0 and done.stdout.split() == ["END"], (worker, done)
 
 
 def test_every_node_is_the_runs_own_so_deletion_takes_the_workers_too(
