@@ -37,8 +37,8 @@ USES_CLUSTER = "def test_x(audited_cluster):\n    pass\n"
          "the kind config's node 3 has role 'master'; kind knows control-plane and worker"),
         (["control-plane", "control-plane", "worker"],
          "the kind config has 2 control-plane nodes; pytest-kind-audit needs exactly one: it reads one API "
-         "server's audit log, and kind's load balancer for several control planes (the envoy image) cannot be "
-         "built offline; add worker nodes instead"),
+         "server's audit log (and kind's load balancer in front of several comes from a registry, so the offline "
+         "toolchain cannot build it); add worker nodes instead"),
     ],
 )  # fmt: skip
 @pytest.mark.usefixtures("state_dir")
@@ -88,7 +88,7 @@ def test_workers_on_an_image_without_a_pod_network_are_one_line_and_no_cluster(
         assert lines[start:start + 2] == [
             f"kind-audit: the kind config has worker nodes, but node image {image_without_cni} has no pod network "
             "for them: its /kind/manifests/default-cni.yaml holds no DaemonSet, only ConfigMap; use an image whose "
-            "default CNI is a DaemonSet (kind's kindnetd, or the flannel of the image ci/setup.sh builds), or set "
+            "default CNI is a DaemonSet (kind's kindnetd, or flannel as in pytest-kind-audit's offline images), or set "
             "networking.disableDefaultCNI: true and install your own CNI",
             next(line for line in lines if "short test summary info" in line),
         ]  # fmt: skip
