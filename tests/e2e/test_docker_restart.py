@@ -1,6 +1,7 @@
 """The Docker daemon restarted during a session: an assert that is waiting fails with one line saying the
-stream is gone and why, within its timeout, and the run still ends with a truthful teardown line and no
-leaked container.
+stream is gone and why, within its timeout; the next assert, after Docker and the node are back (the restart
+fell between the two), sees new requests through a stream started again; and the run still ends with a
+truthful teardown line and no leaked container.
 
 It stops the real dockerd, which stops every container on the machine: opt in with
 PYTEST_KIND_AUDIT_TEST_DOCKER_RESTART=1 (CI runs it as its own step), on a machine where no one else's
@@ -34,6 +35,7 @@ import time
 from pathlib import Path
 
 from pytest_kind_audit import assert_audited
+from pytest_kind_audit.exceptions import CommandError
 
 
 def stop_docker():
@@ -56,6 +58,25 @@ def test_docker_restarted_while_an_assert_waits(audited_cluster):
         Path("waited").write_text(repr(time.monotonic() - started))
         stopping.join()
         subprocess.run(["bash", {ensure!r}], check=True, capture_output=True)
+
+
+NAMESPACE = "apiVersion: v1\\nkind: Namespace\\nmetadata:\\n  name: after-restart\\n"
+
+
+def test_an_assert_after_docker_restarted(audited_cluster):
+    # Docker stopped and started again since the last assert read the stream, and the node with it (kind's
+    # restart policy). Once its API server answers, new requests must reach the asserts: the stream is
+    # started again, never silently stale. (apply: a retry after a lost answer is no error.)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            audited_cluster.kubectl("apply", "-f", "-", input=NAMESPACE, timeout=20)
+            break
+        except CommandError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    assert_audited(verb="create", resource="namespaces", name="after-restart", timeout={timeout})
 """
 
 
@@ -66,14 +87,13 @@ def test_docker_restarted_during_a_session(pytester: pytest.Pytester, state_dir:
     try:
         result = pytester.runpytest_subprocess(f"--kind-audit-cluster-name={name}", "-p", "no:cacheprovider",
                                                timeout=900)  # fmt: skip
-        result.assert_outcomes(failed=1)
+        result.assert_outcomes(failed=1, passed=1)
         out = result.stdout.str()
         # The failure is one line: what broke and why, no traceback of the plugin's insides.
         gone = f"cannot read the audit log: the audit log stream of {name}-control-plane is gone: "
-        lines = [line for line in out.splitlines() if gone in line]
-        assert lines, out[-3000:]
+        during = _gone_line(out, "test_docker_restarted_while_an_assert_waits", gone)
         assert re.search(r"is gone: (Docker does not answer \(.+\)|the node container is \w+ \(exit code -?\d+\))$",
-                         lines[0]), lines[0]  # fmt: skip
+                         during), during  # fmt: skip
         assert "Traceback" not in out
         waited = float((pytester.path / "waited").read_text())
         assert waited < timeout, f"the assert waited {waited:.0f}s, past its timeout of {timeout}s"
@@ -82,3 +102,12 @@ def test_docker_restarted_during_a_session(pytester: pytest.Pytester, state_dir:
         assert node_containers(name) == []
     finally:
         delete_cluster(name)
+
+
+def _gone_line(out: str, test: str, gone: str) -> str:
+    """The line of ``test``'s failure section that says the stream is gone."""
+    section = re.search(rf"_+ {test} _+\n(.*?)(?=\n_{{3,}} |\n=+ )", out, re.S)
+    assert section, out[-3000:]
+    lines = [line for line in section.group(1).splitlines() if gone in line]
+    assert len(lines) == 1, section.group(1)[-3000:]
+    return lines[0]
