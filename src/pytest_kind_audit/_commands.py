@@ -43,3 +43,9 @@ def _text(value: str | bytes | None) -> str:
     if value is None:
         return ""
     return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def last_line(output: str, limit: int = 300) -> str:
+    """The last non-blank line a command printed (its error, for most tools), cut to ``limit``; "" if none."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""

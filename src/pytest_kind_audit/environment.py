@@ -357,8 +357,7 @@ def _pull(image: str, *, default: bool, kind_binary: str) -> None:
 
 def _answer(stderr: str) -> str:
     """The last line a command printed to stderr: for ``docker pull``, the registry's answer."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+    return _commands.last_line(stderr)
 
 
 def _image_kubernetes_version(client: DockerClient, image: str, known_id: str | None = None) -> Version:

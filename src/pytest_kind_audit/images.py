@@ -42,6 +42,5 @@ def absent_message(image: str) -> str:
 
 def failed_message(image: str, cluster: str, output: str) -> str:
     """One line: what failed and kind's last error line (its ``ERROR: ...`` or the command output it quotes)."""
-    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
-    why = lines[-1][:300] if lines else "no output"
+    why = _commands.last_line(output) or "no output"
     return f"kind load docker-image {image} into cluster {cluster!r} failed: {why}"
