@@ -1,7 +1,7 @@
 """What the plugin adds around kind, as paired runs on the same machine, same node image, same config.
 
 1. Fresh cluster: a whole `pytest` run of one test that uses `audited_cluster` (start to exit: creation,
-   the test, deletion) against bare `kind create cluster --config <the same config> --wait 180s` plus
+   the test, deletion) against bare `kind create cluster --config <the same config>` (no --wait, as the plugin) plus
    `kind delete cluster`, alternating, medians over the pairs.
 2. Reused cluster: a one-test `pytest --kind-audit-reuse-cluster` run against a bare `pytest --co` of the
    same file, alternating, medians.
@@ -101,8 +101,6 @@ def main(pairs: int) -> None:
                         image,
                         "--kubeconfig",
                         str(work / "kubeconfig"),
-                        "--wait",
-                        "180s",
                     ],
                     work,
                 )

@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["WORKER_USER_PREFIX", "AuditedCluster"]
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
-CREATE_WAIT = "180s"
 CREATE_TIMEOUT = 600.0
 #: Prefix of the per-worker identities under xdist (see AuditedCluster.use_identity).
 WORKER_USER_PREFIX = "kind-audit-worker-"
@@ -128,7 +127,10 @@ class AuditedCluster:
         Refused when the policy is one this Kubernetes version refuses, when a cluster of that name exists
         (it is somebody else's), or when the config asks for workers the node image has no pod network for.
         The host record is written first, so a run killed mid-creation can be cleaned up by the next one;
-        the policy file in ``workdir`` is bind-mounted into every node, which proves later whose node it is."""
+        the policy file in ``workdir`` is bind-mounted into every node, which proves later whose node it is.
+        Handed out once the API server writes audit events, without kind's ``--wait`` for Ready nodes: a test
+        that talks to the API starts seconds earlier, a pod waits for its node as it would anyway (kind's own
+        default); ``wait_for_nodes`` waits for every node."""
         policy = policy.for_kubernetes(environment.kubernetes_version)
         check_pod_network(config, environment)
         if cluster_containers(docker_client(), name):
@@ -145,11 +147,10 @@ class AuditedCluster:
         kubeconfig = workdir / "kubeconfig"
         argv = [
             environment.kind_binary, "create", "cluster", "--name", name, "--config", str(config_path),
-            "--kubeconfig", str(kubeconfig), "--wait", CREATE_WAIT,
+            "--kubeconfig", str(kubeconfig),
         ]  # fmt: skip
         if environment.image:
             argv += ["--image", environment.image]
-        started = time.monotonic()
         try:
             _commands.run(argv, timeout=CREATE_TIMEOUT)
             cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
@@ -157,8 +158,6 @@ class AuditedCluster:
             if fingerprint is not None:
                 write_fingerprint(cluster.container, fingerprint)
             cluster.wait_for_audit_log()
-            if config.workers and config.default_cni:  # kind's --wait waits for the control plane only
-                cluster.wait_for_nodes(1 + config.workers, started + CREATE_TIMEOUT - time.monotonic())
         except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
             deletion = delete_cluster(environment.kind_binary, name, kubeconfig, made_in=workdir)
             if records is not None and deletion.deleted:
@@ -315,9 +314,15 @@ class AuditedCluster:
             time.sleep(0.05)
         raise ClusterError(f"the API server of {self.name!r} wrote no audit event to {AUDIT_LOG_PATH} in {timeout}s")
 
-    def wait_for_nodes(self, count: int, timeout: float) -> None:
-        """Wait until ``count`` nodes are registered and all are Ready; ClusterError naming those that are
-        not, with their Ready condition's message, after ``timeout`` seconds."""
+    def wait_for_nodes(self, count: int | None = None, timeout: float = 120.0) -> None:
+        """Wait until ``count`` nodes (by default every node container of the cluster) are registered and all
+        are Ready, i.e. pods can be scheduled on each; ClusterError naming those that are not, with their Ready
+        condition's message, after ``timeout`` seconds.
+
+        Creation does not wait for this (kind's own default): the cluster is handed out once its API server
+        audits, and the pod network comes up while the first tests run."""
+        if count is None:
+            count = len(cluster_containers(docker_client(), self.name))
         deadline = time.monotonic() + timeout
         while True:
             try:

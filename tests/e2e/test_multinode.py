@@ -116,10 +116,10 @@ def in_node(node: str, script: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True, check=False)
 
 
-def test_every_node_is_ready_when_the_cluster_is_handed_out(
-    audited_cluster: AuditedCluster, workers: list[str]
-) -> None:
-    # No wait here: creation waited for the workers (kind's --wait covers the control plane only).
+def test_every_node_joins_and_becomes_ready(audited_cluster: AuditedCluster, workers: list[str]) -> None:
+    # Creation does not wait for Ready nodes (kind's default); the workers joined, and wait_for_nodes counts
+    # every node container of the cluster.
+    audited_cluster.wait_for_nodes(timeout=120)
     assert not_ready(audited_cluster.kubectl_json("get", "nodes"), 1 + len(workers)) == {}
     # Waiting for a node that never comes ends in one line saying what is missing.
     with pytest.raises(ClusterError) as info:

@@ -1,4 +1,4 @@
-"""Which nodes a ``kubectl get nodes -o json`` answer shows not Ready (workers, after kind's --wait)."""
+"""Which nodes a ``kubectl get nodes -o json`` answer shows not Ready (what ``wait_for_nodes`` waits for)."""
 
 from __future__ import annotations
 
