@@ -58,7 +58,6 @@ def timed(owner, attr, stage=None):
 timed(_commands, "run", "command")
 timed(fixtures, "check_environment")
 timed(provision, "reap_stale")
-timed(cluster, "write_fingerprint")
 timed(cluster.AuditedCluster, "wait_for_audit_log")
 timed(fixtures, "obtain_cluster")
 timed(plugin, "finish_run")

@@ -51,7 +51,7 @@ from .nodes import (
     read_file,
     write_file,
 )
-from .ownership import Fingerprint, Records, write_fingerprint
+from .ownership import FINGERPRINT_PATH, Fingerprint, Records, write_fingerprint_file
 from .private_files import write_private
 
 if TYPE_CHECKING:
@@ -143,6 +143,8 @@ class AuditedCluster:
         if records is not None and fingerprint is not None:
             records.write(name, fingerprint)
         policy.write(config.policy_path)
+        if fingerprint is not None:  # in the node from its start, through a bind mount: nothing to write later
+            config = config.with_control_plane_file(write_fingerprint_file(workdir, fingerprint), FINGERPRINT_PATH)
         config_path = config.write(workdir / "kind-config.yaml")
         kubeconfig = workdir / "kubeconfig"
         argv = [
@@ -155,8 +157,6 @@ class AuditedCluster:
             _commands.run(argv, timeout=CREATE_TIMEOUT)
             cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
                           timeout=timeout, records=records)  # fmt: skip
-            if fingerprint is not None:
-                write_fingerprint(cluster.container, fingerprint)
             cluster.wait_for_audit_log()
         except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
             deletion = delete_cluster(environment.kind_binary, name, kubeconfig, made_in=workdir)

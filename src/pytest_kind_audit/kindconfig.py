@@ -123,6 +123,16 @@ class KindConfig:
         """The control-plane node's own ``image:``, or "" (kind's ``--image``, else its default, applies)."""
         return str(_control_planes(self.data["nodes"])[0].get("image") or "")
 
+    def with_control_plane_file(self, host_file: Path, container_path: str) -> KindConfig:
+        """A copy whose control-plane node also has ``host_file`` bind-mounted read-only at ``container_path``:
+        a file the node has from its first moment, no write into it after creation."""
+        data = copy.deepcopy(self.data)
+        node = _control_planes(data["nodes"])[0]
+        mount = {"hostPath": str(host_file), "containerPath": container_path, "readOnly": True}
+        node["extraMounts"] = [*(node.get("extraMounts") or []), mount]
+        return KindConfig(data=data, policy_path=self.policy_path, kubeadm_api=self.kubeadm_api,
+                          apiserver_args=dict(self.apiserver_args))  # fmt: skip
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.data, sort_keys=False)
 

@@ -2,8 +2,8 @@
 interrupted run left behind (never a cluster the plugin did not create).
 
 Two records of each cluster:
-* a fingerprint file inside the control-plane container (``/kind-audit/cluster.json``): run id, creation
-  time, creator, and the audit configuration a reuse must match;
+* a fingerprint file inside the control-plane container (``/kind-audit/cluster.json``, bind-mounted from the
+  run's directory): run id, creation time, creator, and the audit configuration a reuse must match;
 * a host record written *before* ``kind create`` starts, so a run killed mid-creation is still known.
 """
 
@@ -30,7 +30,6 @@ from .nodes import (
     control_planes,
     inspect_node,
     read_file,
-    write_file,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ __all__ = [
     "process_start",
     "read_fingerprint",
     "recorded_cluster",
-    "write_fingerprint",
+    "write_fingerprint_file",
 ]
 
 FINGERPRINT_PATH = f"{NODE_DIR}/cluster.json"
@@ -141,8 +140,12 @@ def _roles(nodes: tuple[str, ...]) -> str:
     return f"{nodes.count('control-plane')} control plane" + (f" + {workers} worker{plural}" if workers else "")
 
 
-def write_fingerprint(container: Container, fingerprint: Fingerprint) -> None:
-    write_file(container, "cluster.json", fingerprint.to_json().encode())
+def write_fingerprint_file(workdir: Path, fingerprint: Fingerprint) -> Path:
+    """The fingerprint as a file in the run's directory, to be bind-mounted at FINGERPRINT_PATH in the
+    control-plane node (it lives as long as the cluster, like the policy file beside it)."""
+    path = workdir / "cluster.json"
+    path.write_text(fingerprint.to_json())
+    return path
 
 
 def read_fingerprint(container: Container) -> Fingerprint | None:

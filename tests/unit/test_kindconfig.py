@@ -205,3 +205,28 @@ def test_load_base_errors(tmp_path: Path, content: str, message: str) -> None:
         load_base(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_base(tmp_path / "missing.yaml")
+
+
+def test_a_control_plane_file_is_mounted_on_the_control_plane_only_and_the_original_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    base = {
+        "nodes": [
+            {"role": "worker"},
+            {"role": "control-plane", "extraMounts": [{"hostPath": "/a", "containerPath": "/b"}]},
+        ]
+    }
+    config = build(tmp_path, (0, 30, 0), (1, 34, 4), base=base)
+    fingerprint = tmp_path / "cluster.json"
+    mounted = config.with_control_plane_file(fingerprint, "/kind-audit/cluster.json")
+    worker, control_plane = mounted.data["nodes"]
+    assert control_plane["extraMounts"] == [
+        {"hostPath": "/a", "containerPath": "/b"},
+        {"hostPath": str(tmp_path / "audit-policy.yaml"), "containerPath": POLICY_PATH, "readOnly": True},
+        {"hostPath": str(fingerprint), "containerPath": "/kind-audit/cluster.json", "readOnly": True},
+    ]
+    assert [m["containerPath"] for m in worker["extraMounts"]] == [POLICY_PATH]
+    assert [len(n["extraMounts"]) for n in config.data["nodes"]] == [1, 2], "the original config is unchanged"
+    assert (mounted.policy_path, mounted.kubeadm_api, mounted.apiserver_args) == (
+        config.policy_path, config.kubeadm_api, config.apiserver_args,
+    )  # fmt: skip
