@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
@@ -35,7 +35,7 @@ from .authorizer import Verification, check_least_privilege, live_rbac, verify_r
 from .deletion import Deletion, delete_cluster
 from .environment import Environment, check_pod_network
 from .events import AuditEvent
-from .exceptions import ClusterError, CommandError, NoAuditWindow
+from .exceptions import ClusterError, CommandError, KindAuditError, NoAuditWindow
 from .identities import HOUSEKEEPING_USER, TOKEN_SECONDS, Housekeeper, Identity, make_service_account, user_groups
 from .kindconfig import AUDIT_LOG_PATH, KindConfig
 from .leastprivilege import RbacPlan, SubjectRbac, derive_rbac
@@ -48,6 +48,7 @@ from .nodes import (
     control_plane_name,
     docker_client,
     exec_output,
+    inspect_node,
     read_file,
     write_file,
 )
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
 __all__ = ["WORKER_USER_PREFIX", "AuditedCluster"]
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+#: The user of kind's admin.conf, and its groups (kubeadm:cluster-admins since Kubernetes 1.29).
+ADMIN_USER = "kubernetes-admin"
+ADMIN_GROUPS = ("kubeadm:cluster-admins", "system:authenticated")
 CREATE_TIMEOUT = 600.0
 #: Prefix of the per-worker identities under xdist (see AuditedCluster.use_identity).
 WORKER_USER_PREFIX = "kind-audit-worker-"
@@ -81,6 +85,7 @@ class AuditedCluster:
         records: Records | None = None,
         skip_history: bool = False,
         container: NodeContainer | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.name = name
         self.kind_binary = kind_binary
@@ -89,9 +94,9 @@ class AuditedCluster:
         self.created = created
         self.node = control_plane_name(name)
         #: The user name this process's kubectl acts as.
-        self.identity = "kubernetes-admin"
-        #: Its groups (kubeadm's admin.conf user is in kubeadm:cluster-admins since Kubernetes 1.29).
-        self.identity_groups: tuple[str, ...] = ("kubeadm:cluster-admins", "system:authenticated")
+        self.identity = ADMIN_USER
+        #: Its groups.
+        self.identity_groups: tuple[str, ...] = ADMIN_GROUPS
         # The same identity's kubeconfig inside the node, for kubectl run there (no kubectl on this host).
         self._node_kubeconfig = ADMIN_KUBECONFIG
         self.records = records
@@ -99,10 +104,13 @@ class AuditedCluster:
         if container is None:
             raise ClusterError(f"control-plane container {self.node!r} not found")
         self.container = container
-        source = DockerLogSource(container)
-        if skip_history:  # a reused cluster: this session's events start now
-            source.skip_existing()
-        self.audit = AuditLog(source, timeout=timeout, policy=policy, identity=self._identity())
+        if audit is not None:  # followed since the node started (_LogDuringCreation)
+            self.audit = audit
+        else:
+            source = DockerLogSource(container)
+            if skip_history:  # a reused cluster: this session's events start now
+                source.skip_existing()
+            self.audit = AuditLog(source, timeout=timeout, policy=policy, identity=self._identity())
         self._kubectl = shutil.which("kubectl")
         self._housekeeper: Housekeeper | None = None
 
@@ -153,12 +161,14 @@ class AuditedCluster:
         ]  # fmt: skip
         if environment.image:
             argv += ["--image", environment.image]
+        early = _LogDuringCreation(name, policy=policy, timeout=timeout)
         try:
-            _commands.run(argv, timeout=CREATE_TIMEOUT)
+            _commands.run(argv, timeout=CREATE_TIMEOUT, while_waiting=early.step)
             cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
-                          timeout=timeout, records=records)  # fmt: skip
+                          timeout=timeout, records=records, container=early.container, audit=early.audit)  # fmt: skip
             cluster.wait_for_audit_log()
         except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
+            early.close()
             deletion = delete_cluster(environment.kind_binary, name, kubeconfig, made_in=workdir)
             if records is not None and deletion.deleted:
                 records.remove(name)
@@ -386,6 +396,35 @@ class AuditedCluster:
 
     def __repr__(self) -> str:
         return f"AuditedCluster(name={self.name!r}, events={len(self.audit)})"
+
+
+class _LogDuringCreation:
+    """Follows the audit log while kind still creates the cluster: the reader starts once the control-plane
+    container runs, and what the API server writes is read meanwhile, so no reader start-up and no backlog
+    is left to wait for when kind returns. Same reader, same offsets afterwards: nothing read twice or
+    missed. Only with a local Docker socket (inspect through the Engine API, a few ms a step)."""
+
+    def __init__(self, name: str, *, policy: AuditPolicy, timeout: float) -> None:
+        self.name, self.policy, self.timeout = name, policy, timeout
+        self.container: NodeContainer | None = None
+        self.audit: AuditLog | None = None
+
+    def step(self) -> None:
+        try:
+            if self.audit is None:
+                node = inspect_node(control_plane_name(self.name))
+                if node is None or not (node.attrs.get("State") or {}).get("Running"):
+                    return
+                self.container = cast("NodeContainer", node)
+                self.audit = AuditLog(DockerLogSource(self.container), timeout=self.timeout, policy=self.policy,
+                                      identity=(ADMIN_USER, ADMIN_GROUPS))  # fmt: skip
+            self.audit.poll()
+        except KindAuditError:
+            pass  # a node still starting: the reader starts again on the next poll, where it left off
+
+    def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
 
 
 def not_ready(nodes: Mapping[str, Any], count: int) -> dict[str, str]:
