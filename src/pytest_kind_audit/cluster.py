@@ -106,6 +106,7 @@ class AuditedCluster:
         self.container = container
         if audit is not None:  # followed since the node started (_LogDuringCreation)
             self.audit = audit
+            self.audit.identity = self._identity()
         else:
             source = DockerLogSource(container)
             if skip_history:  # a reused cluster: this session's events start now
@@ -162,6 +163,7 @@ class AuditedCluster:
         if environment.image:
             argv += ["--image", environment.image]
         early = _LogDuringCreation(name, policy=policy, timeout=timeout)
+        cluster: AuditedCluster | None = None
         try:
             _commands.run(argv, timeout=CREATE_TIMEOUT, while_waiting=early.step)
             cluster = cls(name, kind_binary=environment.kind_binary, kubeconfig=kubeconfig, policy=policy,
@@ -169,6 +171,8 @@ class AuditedCluster:
             cluster.wait_for_audit_log()
         except BaseException as exc:  # also KeyboardInterrupt: never leak a half-made cluster
             early.close()
+            if cluster is not None:
+                cluster.close()
             deletion = delete_cluster(environment.kind_binary, name, kubeconfig, made_in=workdir)
             if records is not None and deletion.deleted:
                 records.remove(name)
@@ -421,6 +425,9 @@ class _LogDuringCreation:
             self.audit.poll()
         except KindAuditError:
             pass  # a node still starting: the reader starts again on the next poll, where it left off
+        except Exception:  # anything else: drop this head start; the cluster then reads the log from byte 0
+            self.close()
+            self.container = self.audit = None
 
     def close(self) -> None:
         if self.audit is not None:

@@ -48,8 +48,10 @@ class LogFollower:
         if inode is None:
             return b""
         if self.inode is None:  # first read: anything already rotated out comes first
+            # Read before the state moves on: a read that fails here leaves the next one to start over.
+            rotated = b"".join(self.files.read_path(path, 0) for _, path in self.files.backups())
             self.inode, self.offset = inode, len(data)
-            return b"".join([*(self.files.read_path(path, 0) for _, path in self.files.backups()), data])
+            return rotated + data
         if inode == self.inode and size >= self.offset:
             self.offset += len(data)
             return data

@@ -202,6 +202,7 @@ def test_cluster_handle(audited_cluster: AuditedCluster, kind_config: KindConfig
     assert kubeconfig.is_file() and audited_cluster.name in kubeconfig.read_text()
     default = Path.home() / ".kube" / "config"
     assert not default.exists() or audited_cluster.name not in default.read_text(), "~/.kube/config was touched"
+    audited_cluster.wait_for_nodes(timeout=120)  # workers may still be registering (no --wait)
     nodes = audited_cluster.kubectl("get", "nodes", "-o", "name").split()
     workers = [f"node/{audited_cluster.name}-worker{i if i > 1 else ''}" for i in range(1, kind_config.workers + 1)]
     assert nodes == [f"node/{audited_cluster.name}-control-plane", *workers]

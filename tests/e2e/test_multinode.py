@@ -1,6 +1,6 @@
 """Clusters with worker nodes: kind configs the plugin cannot audit are refused before any cluster exists,
 in one line; and, when the session's cluster has workers (run with
-``--kind-audit-kind-config=tests/e2e/kind-workers.yaml``, as CI's second line does), every node is Ready, the
+``--kind-audit-kind-config=tests/e2e/kind-workers.yaml``, as CI's second line does), every node becomes Ready, the
 audit log is the control plane's alone, and a pod on a worker runs, its kubelet's requests audited."""
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def test_workers_on_an_image_without_a_pod_network_are_one_line_and_no_cluster(
 
 @pytest.fixture(scope="module")
 def workers(audited_cluster: AuditedCluster) -> list[str]:
+    # Creation does not wait for the workers to register or be Ready (kind's default): these tests do.
+    audited_cluster.wait_for_nodes(timeout=120)
     out = audited_cluster.kubectl("get", "nodes", "-l", "!node-role.kubernetes.io/control-plane", "-o", "name")
     names = [n.removeprefix("node/") for n in out.split()]
     if not names:
@@ -117,9 +119,7 @@ def in_node(node: str, script: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_node_joins_and_becomes_ready(audited_cluster: AuditedCluster, workers: list[str]) -> None:
-    # Creation does not wait for Ready nodes (kind's default); the workers joined, and wait_for_nodes counts
-    # every node container of the cluster.
-    audited_cluster.wait_for_nodes(timeout=120)
+    # The fixture waited (wait_for_nodes counts every node container of the cluster): all are Ready now.
     assert not_ready(audited_cluster.kubectl_json("get", "nodes"), 1 + len(workers)) == {}
     # Waiting for a node that never comes ends in one line saying what is missing.
     with pytest.raises(ClusterError) as info:

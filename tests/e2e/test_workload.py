@@ -75,6 +75,9 @@ def _run_job(cluster: AuditedCluster, namespace: str, image: str, account: str, 
            "containers": [{"name": "workload", "image": image, "imagePullPolicy": "Never"}]}  # fmt: skip
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "workload"},
            "spec": {"backoffLimit": 0, "template": {"spec": pod}}}  # fmt: skip
+    # The program resolves kubernetes.default.svc first: cluster DNS must be up (the cluster is handed out before).
+    cluster.kubectl("wait", "-n", "kube-system", "deployment/coredns", "--for=condition=Available",
+                    f"--timeout={timeout:.0f}s")  # fmt: skip
     cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(job))
     deadline = time.monotonic() + timeout
     status: dict[str, Any] = {}

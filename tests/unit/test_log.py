@@ -214,3 +214,28 @@ def test_skip_existing_reads_only_the_end_of_a_long_history(tmp_path: Path) -> N
     # The line being written when we attached is read from its start once complete, then the next one.
     assert log.poll() == 2
     assert len(log.snapshot()[0].raw["x"]) == 200_000
+
+
+def test_a_first_read_that_fails_midway_is_read_again_in_full(tmp_path: Path) -> None:
+    # The reader can break between the live file and its rotated backups (a node still starting while kind
+    # creates it): the next poll must return both, the backups first, nothing lost and nothing twice.
+    lines = REAL.splitlines(keepends=True)
+    path = tmp_path / "kube-apiserver-audit.log"
+    path.write_bytes(b"".join(lines[:4]))
+    rotate(path, 1)
+    path.write_bytes(b"".join(lines[4:7]))
+
+    class BreaksOnce(LocalFiles):
+        broke = False
+
+        def backups(self) -> list[tuple[int, str]]:
+            if not self.broke:
+                self.broke = True
+                raise OSError("the reader's stream broke")
+            return super().backups()
+
+    follower = LogFollower(BreaksOnce(path))
+    with pytest.raises(OSError, match="stream broke"):
+        follower.read_new()
+    assert follower.read_new() == b"".join(lines[:7])
+    assert follower.read_new() == b""
