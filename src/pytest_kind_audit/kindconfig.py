@@ -98,8 +98,7 @@ class KindConfig:
         for each in data["nodes"]:
             # On workers too: a bind mount from the run's directory proves whose node it is (ownership.made_by),
             # so deleting a half-made or finished cluster never takes, nor leaves, a node that is not its own.
-            mount = {"hostPath": str(policy), "containerPath": POLICY_PATH, "readOnly": True}
-            each["extraMounts"] = [*(each.get("extraMounts") or []), mount]
+            _mount_read_only(each, policy, POLICY_PATH)
         return cls(data=data, policy_path=policy, kubeadm_api=api, apiserver_args=args)
 
     @property
@@ -127,9 +126,7 @@ class KindConfig:
         """A copy whose control-plane node also has ``host_file`` bind-mounted read-only at ``container_path``:
         a file the node has from its first moment, no write into it after creation."""
         data = copy.deepcopy(self.data)
-        node = _control_planes(data["nodes"])[0]
-        mount = {"hostPath": str(host_file), "containerPath": container_path, "readOnly": True}
-        node["extraMounts"] = [*(node.get("extraMounts") or []), mount]
+        _mount_read_only(_control_planes(data["nodes"])[0], host_file, container_path)
         return KindConfig(data=data, policy_path=self.policy_path, kubeadm_api=self.kubeadm_api,
                           apiserver_args=dict(self.apiserver_args))  # fmt: skip
 
@@ -144,6 +141,12 @@ class KindConfig:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(self.to_yaml())
         return p
+
+
+def _mount_read_only(node: dict[str, Any], host_file: Path, container_path: str) -> None:
+    """Add a read-only bind mount to a kind config node, after the user's own."""
+    mount = {"hostPath": str(host_file), "containerPath": container_path, "readOnly": True}
+    node["extraMounts"] = [*(node.get("extraMounts") or []), mount]
 
 
 def _cluster_patch(api: str, args: Mapping[str, str]) -> str:
