@@ -420,8 +420,8 @@ class _LogDuringCreation:
                 if node is None or not (node.attrs.get("State") or {}).get("Running"):
                     return
                 self.container = cast("NodeContainer", node)
-                self.audit = AuditLog(DockerLogSource(self.container), timeout=self.timeout, policy=self.policy,
-                                      identity=(ADMIN_USER, ADMIN_GROUPS))  # fmt: skip
+                # Its identity is the cluster's, set when the cluster takes it over.
+                self.audit = AuditLog(DockerLogSource(self.container), timeout=self.timeout, policy=self.policy)
             self.audit.poll()
         except KindAuditError:
             pass  # a node still starting: the reader starts again on the next poll, where it left off
