@@ -28,10 +28,11 @@ from pytest_kind_audit.deletion import delete_cluster
 # The test itself does nothing: what is timed is the time to the first test, and the deletion after it.
 ONE_TEST = "def test_one(audited_cluster):\n    assert audited_cluster.name\n"
 
-# Wraps the plugin's stages with timers; each line of the log is "<stage> <start> <seconds>".
+# Wraps the plugin's stages with timers; each line of the log is "<stage> <start> <seconds>". (Its imports load
+# the core at start-up, which the plugin itself defers to the first test that needs a cluster.)
 STAGES_CONFTEST = """
 import os, time
-from pytest_kind_audit import _commands, cluster, fixtures, plugin, provision
+from pytest_kind_audit import _commands, cluster, environment, provision
 
 LOG = os.environ["BENCH_STAGES_LOG"]
 
@@ -57,11 +58,11 @@ def timed(owner, attr, stage=None):
     setattr(owner, attr, wrapper)
 
 timed(_commands, "run", "command")
-timed(fixtures, "check_environment")
+timed(environment, "check_environment")
 timed(provision, "reap_stale")
 timed(cluster.AuditedCluster, "wait_for_audit_log")
-timed(fixtures, "obtain_cluster")
-timed(plugin, "finish_run")
+timed(provision, "obtain_cluster")
+timed(provision, "finish_run")
 """
 
 

@@ -7,22 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .asserts import reset_current_window, set_current_window
-from .cluster import AuditedCluster
-from .environment import Environment, check_environment
 from .exceptions import ConfigError, EnvironmentNotReady, KindAuditError
-from .kindconfig import KindConfig
-from .log import AuditWindow
-from .namespaces import fresh_namespace
-from .options import Settings
-from .ownership import Records
-from .policy import AuditPolicy
-from .provision import ClusterRequest, obtain_cluster, reusable_environment
 from .state import HUB_KEY, SETTINGS_KEY, WINDOW_KEY
+
+# The core is imported by the fixtures that use it, not here: pytest loads this module with the plugin, and
+# a run that asks for no cluster (``--co``, tests without one) should not import it.
+if TYPE_CHECKING:
+    from .cluster import AuditedCluster
+    from .environment import Environment
+    from .kindconfig import KindConfig
+    from .log import AuditWindow
+    from .options import Settings
+    from .policy import AuditPolicy
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,8 @@ def kind_audit_workdir(pytestconfig: pytest.Config, kind_audit_settings: Setting
     """The run's directory for its cluster: the audit policy (bind-mounted into the node, so it lives as
     long as the cluster, kept or not), the kind config and the kubeconfigs. Outside pytest's temporary
     folders, which later runs delete; removed when the cluster is deleted."""
+    from .ownership import Records
+
     return Records().workdir(kind_audit_settings.cluster_name, pytestconfig.stash[HUB_KEY].run_id)
 
 
@@ -50,6 +52,9 @@ def audit_policy(kind_audit_settings: Settings) -> AuditPolicy:
 def kind_audit_environment(kind_audit_settings: Settings) -> Environment:
     """Docker, the kind binary and the node image, checked before a cluster is created. A missing piece
     skips the tests that need the cluster, or fails them with --kind-audit-require."""
+    from .environment import check_environment
+    from .provision import reusable_environment
+
     s = kind_audit_settings
     try:
         # A cluster to reuse answers from its host record what a check would ask kind, Docker and the image.
@@ -82,6 +87,8 @@ def kind_config(
 ) -> KindConfig:
     """The kind config with auditing on: the policy file written and mounted, the API server flags and
     volumes in a kubeadm patch shaped for this kind and Kubernetes version."""
+    from .kindconfig import KindConfig
+
     env = kind_audit_environment
     try:
         return KindConfig.build(
@@ -109,6 +116,8 @@ def audited_cluster(
     """A kind cluster with API auditing, one per run (shared by all pytest-xdist workers) and deleted
     once at the end (also after failures and Ctrl-C) unless kept or reused. Offers ``.kubectl()``,
     ``.kubeconfig``, ``.name``, ``.kubernetes_version`` and ``.audit``, the session's audit events."""
+    from .provision import ClusterRequest, obtain_cluster
+
     s = kind_audit_settings
     request = ClusterRequest(
         name=s.cluster_name,
@@ -152,6 +161,8 @@ def audit_namespace(request: pytest.FixtureRequest, audited_cluster: AuditedClus
     ServiceAccount and kube-root-ca.crt ConfigMap exist. Deleted after the test, without waiting for its
     finalization. Its creation and deletion are setup: left out of ``audit_log``, and
     ``audit_log.in_namespace()`` and ``audit_log.trail()`` default to it."""
+    from .namespaces import fresh_namespace
+
     window: AuditWindow | None = request.node.stash.get(WINDOW_KEY, None)  # opened by the autouse fixture
     with ExitStack() as stack:
         try:
@@ -168,6 +179,8 @@ def audit_namespace(request: pytest.FixtureRequest, audited_cluster: AuditedClus
 @contextmanager
 def _test_window(item: pytest.Item, cluster: AuditedCluster) -> Iterator[AuditWindow]:
     """The test's window, the target of the bare asserts until the test ends."""
+    from .asserts import reset_current_window, set_current_window
+
     verbosity = max(0, int(item.config.option.verbose))
     window = cluster.window(label=f"the window of {item.name}", verbosity=verbosity)
     item.stash[WINDOW_KEY] = window

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+# PyYAML is imported where it is used: pytest loads this module with the plugin, and a run that makes no
+# cluster never reads or writes YAML.
 from .exceptions import ConfigError
 
 __all__ = ["AUDIT_LOG_PATH", "POLICY_PATH", "KindConfig", "Version", "kubeadm_api", "parse_version"]
@@ -131,6 +131,8 @@ class KindConfig:
                           apiserver_args=dict(self.apiserver_args))  # fmt: skip
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.data, sort_keys=False)
 
     def write(self, path: str | Path) -> Path:
@@ -150,6 +152,8 @@ def _mount_read_only(node: dict[str, Any], host_file: Path, container_path: str)
 
 
 def _cluster_patch(api: str, args: Mapping[str, str]) -> str:
+    import yaml
+
     volumes = [
         {"name": "audit-policies", "hostPath": POLICY_DIR, "mountPath": POLICY_DIR, "readOnly": True,
          "pathType": "DirectoryOrCreate"},
@@ -205,6 +209,8 @@ def _control_planes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _check_no_conflict(data: Mapping[str, Any], node: Mapping[str, Any]) -> None:
     """A user's own audit flags would fight ours; a versioned patch may be silently skipped by kind."""
+    import yaml
+
     for patch in [*(data.get("kubeadmConfigPatches") or []), *(node.get("kubeadmConfigPatches") or [])]:
         text = patch if isinstance(patch, str) else yaml.safe_dump(patch)
         if re.search(r"\baudit-(log-path|policy-file)\b", text):
@@ -216,6 +222,8 @@ def _check_no_conflict(data: Mapping[str, Any], node: Mapping[str, Any]) -> None
 
 def load_base(path: str | Path) -> dict[str, Any]:
     """A user's kind config file, checked enough to merge into."""
+    import yaml
+
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text())

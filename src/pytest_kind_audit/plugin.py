@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from .artifacts import report_test, write_artifacts
 from .exceptions import KindAuditWarning
 from .fixtures import (
     _kind_audit_test_window,
@@ -27,7 +26,6 @@ from .fixtures import (
 )
 from .hub import ClusterHub, HubState
 from .options import add_options, resolve
-from .provision import cluster_exists, finish_run
 from .state import ARTIFACTS_KEY, FINISHED_KEY, HUB_KEY, SETTINGS_KEY, WINDOW_KEY
 
 __all__ = [
@@ -86,10 +84,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     hub = config.stash.get(HUB_KEY, None)
     if hub is None or hub.is_worker:
         return
+    from .provision import finish_run
+
     s = config.stash[SETTINGS_KEY]
     state = hub.read()
     try:
         if state.status == "ready":  # artifacts first: the cluster may be deleted next
+            from .artifacts import write_artifacts
+
             config.stash[ARTIFACTS_KEY] = write_artifacts(hub, state.name, s)
     finally:  # whatever happened to the artifacts, the cluster is deleted
         finished = finish_run(hub, s.kind_binary, keep=s.keep_cluster or s.reuse_cluster)
@@ -105,6 +107,8 @@ def _teardown_failed(state: HubState) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    from .provision import cluster_exists
+
     settings = config.stash[SETTINGS_KEY]
     how = "created"
     if settings.reuse_cluster and cluster_exists(settings.cluster_name):
@@ -148,4 +152,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     window = item.stash.get(WINDOW_KEY, None)
     if window is not None:  # artifacts.py: the failure's section, HTML, pytest-html and JUnit
+        from .artifacts import report_test
+
         report_test(item, call, outcome.get_result(), window)

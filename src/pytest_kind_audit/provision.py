@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from .cluster import WORKER_USER_PREFIX, AuditedCluster
 from .deletion import delete_cluster
 from .environment import Environment, binary_identity, recorded_environment
 from .exceptions import ClusterError
@@ -19,6 +18,7 @@ from .ownership import Fingerprint, Records, read_fingerprint, recorded_cluster,
 from .policy import AuditPolicy
 
 if TYPE_CHECKING:
+    from .cluster import AuditedCluster
     from .nodes import NodeContainer
 
 __all__ = ["ClusterRequest", "finish_run", "obtain_cluster", "reap_stale", "reusable_environment"]
@@ -69,6 +69,8 @@ def reusable_environment(name: str, kind_binary: str, image: str, records: Recor
 def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | None = None) -> AuditedCluster:
     """The run's cluster for this process. Under xdist each worker then acts as its own user, so its
     tests' windows can leave out what the other workers do."""
+    from .cluster import WORKER_USER_PREFIX, AuditedCluster  # the core, loaded when a test first needs it
+
     records = records or Records()
     env, workdir = request.environment, request.workdir
 
@@ -111,6 +113,8 @@ def _attach(request: ClusterRequest, *, skip_history: bool, records: Records | N
     """Attach to the running cluster: with what its host record already answers (its node as inspected,
     the kubeconfig kind wrote for it) when the environment came from that record, else by reading the
     node (AuditedCluster.attach)."""
+    from .cluster import AuditedCluster
+
     env, recorded = request.environment, request.environment.recorded
     if recorded is None or recorded.name != request.name:
         return AuditedCluster.attach(name=request.name, workdir=request.workdir, environment=env,

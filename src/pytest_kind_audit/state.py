@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from .hub import ClusterHub, HubState
-from .log import AuditWindow
 from .options import Settings
 
+if TYPE_CHECKING:  # the log (and the core behind it) loads when a test first opens a window
+    from .log import AuditWindow
+
 SETTINGS_KEY = pytest.StashKey[Settings]()
-WINDOW_KEY = pytest.StashKey[AuditWindow]()
+WINDOW_KEY: pytest.StashKey[AuditWindow] = pytest.StashKey()
 HUB_KEY = pytest.StashKey[ClusterHub]()
 FINISHED_KEY = pytest.StashKey[HubState]()
 ARTIFACTS_KEY = pytest.StashKey[list[str]]()
