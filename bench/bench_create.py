@@ -2,7 +2,8 @@
 
 1. Fresh cluster: a whole `pytest` run of one test that uses `audited_cluster` (start to exit: creation,
    the test, deletion) against bare `kind create cluster --config <the same config>` (no --wait, as the plugin) plus
-   `kind delete cluster`, alternating, medians over the pairs.
+   `kind delete cluster`, alternating which goes first, each after a `sync`; medians over the pairs, and the
+   median of the pairs' ratios.
 2. Reused cluster: a one-test `pytest --kind-audit-reuse-cluster` run against a bare `pytest --co` of the
    same file, alternating, medians.
 3. Where a fresh run's time goes: one more fresh run with a conftest.py that times each stage (not part of
@@ -91,34 +92,28 @@ def main(pairs: int) -> None:
         run_env.pop("PYTHONDONTWRITEBYTECODE", None)
         timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--co", "test_one.py"], work, run_env)
         plugin, bare = [], []
+        kubeconfig = str(work / "kubeconfig")
         for i in range(pairs):
-            name = f"bc{i}-" + secrets.token_hex(3)
-            bare.append(
-                timed(
-                    [
-                        kind,
-                        "create",
-                        "cluster",
-                        "--name",
-                        name,
-                        "--config",
-                        str(config_path),
-                        "--image",
-                        image,
-                        "--kubeconfig",
-                        str(work / "kubeconfig"),
-                    ],
-                    work,
-                )
-                + timed([kind, "delete", "cluster", "--name", name, "--kubeconfig", str(work / "kubeconfig")], work)
-            )
-            name = f"pc{i}-" + secrets.token_hex(3)
-            plugin.append(timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--kind-audit-require",
-                                 f"--kind-audit-cluster-name={name}", "test_one.py"], work, run_env))  # fmt: skip
-            print(f"  pair {i + 1}: bare kind {bare[-1]:.1f}s, plugin run {plugin[-1]:.1f}s", flush=True)
+            bare_name, plugin_name = f"bc{i}-" + secrets.token_hex(3), f"pc{i}-" + secrets.token_hex(3)
+            bare_create = [kind, "create", "cluster", "--name", bare_name, "--config", str(config_path),
+                           "--image", image, "--kubeconfig", kubeconfig]  # fmt: skip
+            bare_delete = [kind, "delete", "cluster", "--name", bare_name, "--kubeconfig", kubeconfig]
+            plugin_run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--kind-audit-require",
+                          f"--kind-audit-cluster-name={plugin_name}", "test_one.py"]  # fmt: skip
+            # Alternating which side goes first (ABBA), so neither always follows the other's deletion.
+            for side in ("bare", "plugin") if i % 2 == 0 else ("plugin", "bare"):
+                os.sync()  # the previous cluster's writes flushed before the clock starts, for both sides alike
+                if side == "bare":
+                    bare.append(timed(bare_create, work) + timed(bare_delete, work))
+                else:
+                    plugin.append(timed(plugin_run, work, run_env))
+            print(f"  pair {i + 1}: bare kind {bare[-1]:.1f}s, plugin run {plugin[-1]:.1f}s, "
+                  f"ratio {plugin[-1] / bare[-1]:.3f}", flush=True)  # fmt: skip
+        ratios = [p / b for p, b in zip(plugin, bare, strict=True)]
         print(
             f"fresh cluster, medians of {pairs} pairs: plugin run {statistics.median(plugin):.1f}s, bare kind create"
             f"+delete {statistics.median(bare):.1f}s, ratio {statistics.median(plugin) / statistics.median(bare):.3f}"
+            f" (median of the pair ratios {statistics.median(ratios):.3f}; sums {sum(plugin) / sum(bare):.3f})"
         )
 
         name = "br-" + secrets.token_hex(3)

@@ -378,6 +378,26 @@ _END = b"\0\0END\n"
 #: argv[0] of the reader in the node, to find it (and prove it is gone).
 READER_NAME = "kind-audit-log-reader"
 
+# Reader shells started ahead of their first read, by (container id, log path): a reused cluster's, started
+# as soon as its node is known, so the ~0.1 s a new exec takes in the node passes while the run loads the rest.
+_early_shells: dict[tuple[str, str], socket.socket] = {}
+
+
+def start_reader_early(container_id: str, path: str = AUDIT_LOG_PATH, *, timeout: float = 3.0) -> None:
+    """Start the reader shell of a node whose log this process will read: the first NodeShell of that node
+    takes it. Local Docker socket only; any failure is left to the first read, which starts its own."""
+    engine = Engine.from_env(timeout)
+    if engine is None or (container_id, path) in _early_shells:
+        return
+    try:
+        _early_shells[(container_id, path)] = engine.exec_stream(container_id, _reader_argv(path), timeout=timeout)
+    except (EngineError, OSError, ValueError):
+        pass
+
+
+def _reader_argv(path: str) -> list[str]:
+    return ["sh", "-c", _READER, READER_NAME, path]
+
 
 class NodeShell:
     """The reader shell in a node, over one exec's socket. Started on first use, started again once if
@@ -392,11 +412,17 @@ class NodeShell:
         self._sdk_socket: Any = None  # the SDK's wrapper of the socket, when the SDK started the reader
         #: How many times the reader was started (1 for a healthy stream).
         self.starts = 0
+        #: Whether the first reader was one started ahead of the first read (start_reader_early).
+        self.started_early = False
 
     def _start(self) -> None:
-        argv = ["sh", "-c", _READER, READER_NAME, self.path]
+        argv = _reader_argv(self.path)
+        early = _early_shells.pop((self.container.id or "", self.path), None)
         engine = Engine.from_env(self.timeout)  # a daemon that hangs must not hang the assert
-        if engine is not None:  # the local socket, without importing the SDK
+        if early is not None:  # a dead one fails the first exchange, and ask() starts a new one
+            early.settimeout(self.timeout)
+            self._socket, self.started_early = early, True
+        elif engine is not None:  # the local socket, without importing the SDK
             self._socket = engine.exec_stream(self.container.id or "", argv, timeout=self.timeout)
         else:
             api = self.container.client.api  # type: ignore[union-attr]
@@ -528,6 +554,11 @@ class DockerLogSource(LogFollower):
     def starts(self) -> int:
         """How many times the reader in the node was started (more than 1: it died and was replaced)."""
         return self._files.shell.starts
+
+    @property
+    def started_early(self) -> bool:
+        """Whether the reader was started before the first read (a reused cluster's: start_reader_early)."""
+        return self._files.shell.started_early
 
     def close(self) -> None:
         """Stop the reader in the node."""

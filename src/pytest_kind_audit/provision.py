@@ -13,7 +13,7 @@ from .environment import Environment, binary_identity, recorded_environment
 from .exceptions import ClusterError
 from .hub import ClusterHub, HubState
 from .kindconfig import KindConfig
-from .nodes import control_plane, control_plane_name, docker_client, node_exists
+from .nodes import control_plane, control_plane_name, docker_client, node_exists, start_reader_early
 from .ownership import Fingerprint, Records, read_fingerprint, recorded_cluster, stale_clusters
 from .policy import AuditPolicy
 
@@ -63,7 +63,10 @@ def reusable_environment(name: str, kind_binary: str, image: str, records: Recor
     has it, when it is one of ours and this run asks for the same kind and image; None otherwise (check the
     environment in full). One inspect of its node, no kind process, no image look-up."""
     recorded = recorded_cluster(name, records or Records())
-    return recorded_environment(kind_binary, image, recorded) if recorded is not None else None
+    env = recorded_environment(kind_binary, image, recorded) if recorded is not None else None
+    if env is not None and recorded is not None and recorded.node.id:
+        start_reader_early(recorded.node.id)  # its exec runs in the node while this run loads the rest
+    return env
 
 
 def obtain_cluster(hub: ClusterHub, request: ClusterRequest, records: Records | None = None) -> AuditedCluster:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 REUSE_SUITE = """
 import sys
-from pytest_kind_audit import assert_audited
+from pytest_kind_audit import assert_audited, nodes
 
 def test_run(audited_cluster):
     audited_cluster.kubectl("create", "namespace", "ns-{run}")
@@ -34,6 +34,9 @@ def test_run(audited_cluster):
     assert not audited_cluster.audit.events(verb="create", resource="namespaces", name="ns-first")[{index}:]
     # A reuse answers from the cluster's host record and reads its log without the Docker SDK (0.2 s to import).
     assert ("docker" in sys.modules) is {sdk}, sorted(m for m in sys.modules if m.startswith("docker"))
+    # A reuse starts the log's reader as soon as it knows the node, and the log takes that one: one start.
+    source = audited_cluster.audit.source
+    assert (source.started_early, source.starts, nodes._early_shells) == ({early}, 1, {{}})
 """
 
 
@@ -42,7 +45,7 @@ def test_reuse_only_with_a_matching_audit_configuration(pytester: pytest.Pyteste
     name = "reuse-" + secrets.token_hex(3)
     args = ["--kind-audit-reuse-cluster", f"--kind-audit-cluster-name={name}", "-p", "no:cacheprovider"]
     try:
-        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="first", index=1, sdk=True))
+        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="first", index=1, sdk=True, early=False))
         t0 = time.monotonic()
         first = pytester.runpytest_subprocess(*args, timeout=900)
         fresh = time.monotonic() - t0
@@ -52,7 +55,7 @@ def test_reuse_only_with_a_matching_audit_configuration(pytester: pytest.Pyteste
                                     f"kind-audit: cluster kept; delete it with: * delete cluster --name {name}"])  # fmt: skip
         assert node_containers(name) == [f"{name}-control-plane"], "a reuse cluster outlives its run"
 
-        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="second", index=0, sdk=False))
+        pytester.makepyfile(test_reuse=REUSE_SUITE.format(run="second", index=0, sdk=False, early=True))
         t0 = time.monotonic()
         second = pytester.runpytest_subprocess(*args, timeout=900)
         reused = time.monotonic() - t0
