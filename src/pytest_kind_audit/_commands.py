@@ -39,7 +39,9 @@ def run(
         else:
             proc = _run_beside(list(argv), data, full_env, timeout, while_waiting, every)
     except subprocess.TimeoutExpired as exc:
-        raise CommandError(list(argv), -1, _text(exc.stdout), f"timed out after {timeout}s") from None
+        # What it printed before it was stopped stays in the error: kind's progress shows the step it hung in.
+        said = [_text(exc.stderr).rstrip("\n"), f"timed out after {timeout}s"]
+        raise CommandError(list(argv), -1, _text(exc.stdout), "\n".join(filter(None, said))) from None
     except FileNotFoundError:
         raise CommandError(list(argv), 127, "", f"{argv[0]}: command not found") from None
     if check and proc.returncode != 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,14 @@ def test_an_exception_beside_kills_the_command_first(tmp_path: Path) -> None:
 def test_a_timeout_kills_the_command_and_says_so() -> None:
     with pytest.raises(CommandError, match=r"timed out after 0\.3s"):
         _commands.run(["sleep", "60"], timeout=0.3, while_waiting=lambda: None, every=0.05)
+
+
+@pytest.mark.parametrize("beside", [None, lambda: None], ids=["alone", "with-work-beside"])
+def test_a_timeout_keeps_what_the_command_printed(beside: Callable[[], None] | None) -> None:
+    # As kind create does: progress on stderr, then a step that never ends.
+    script = "echo ' ✓ Preparing nodes'; echo ' • Starting control-plane' >&2; sleep 60"
+    with pytest.raises(CommandError) as info:
+        _commands.run(["sh", "-c", script], timeout=0.5, while_waiting=beside, every=0.05)
+    assert info.value.stderr == " • Starting control-plane\ntimed out after 0.5s"
+    assert str(info.value).endswith("• Starting control-plane\ntimed out after 0.5s")
+    assert info.value.stdout == " ✓ Preparing nodes\n"
